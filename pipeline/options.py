@@ -1,0 +1,101 @@
+"""songshard's pipeline options: one PipelineOptions subclass, flags grouped per stage.
+
+Each stage's flags share a prefix (``--separator*``, ``--structure*``, ``--asr*`` ...);
+the flag without suffix picks the backend and every ``PREFIX_*`` flag is handed to
+that backend (see ``transforms.base.backend_choice``). Nothing else in songshard
+reads ``sys.argv`` or environment variables.
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+class SongshardOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        io = parser.add_argument_group("input / output")
+        io.add_argument("--input", help="folder, glob, or text file of URIs (local, gs://, s3://)")
+        io.add_argument("--output", help="output folder for shards, index, failures, stats")
+        io.add_argument("--work_dir", default=None,
+                        help="where decoded audio and stems live during the run (default OUT/_work)")
+        io.add_argument("--overwrite", action="store_true",
+                        help="delete what OUT holds and start over (default: resume, skipping done songs)")
+        io.add_argument("--retry_failed", action="store_true",
+                        help="on resume, process again songs that failed in an earlier run")
+        io.add_argument("--write_audio", action="store_true",
+                        help="put the mix and the vocal / accompaniment stems in each sample as FLAC")
+        io.add_argument("--keep_work", action="store_true", help="keep the work dir after the run")
+        io.add_argument("--progress_interval", type=float, default=5.0,
+                        help="seconds between progress lines (0: none)")
+
+        dec = parser.add_argument_group("decode")
+        dec.add_argument("--max_song_seconds", type=float, default=360.0,
+                         help="songs are cut to this length (the training side caps at 360 s)")
+
+        sep = parser.add_argument_group("separation")
+        sep.add_argument("--separator", default="dsp",
+                         help="dsp (embedded, no weights) | demucs (htdemucs from --separator_weights)")
+        sep.add_argument("--separator_weights", default=None,
+                         help="demucs checkpoint file, a demucs model-repo folder, or a model name in the torch hub cache")
+        sep.add_argument("--separator_model", default="htdemucs", help="demucs model name in a repo folder")
+        sep.add_argument("--separator_device", default="cpu", help="cpu | cuda")
+        sep.add_argument("--separator_segment", type=float, default=None,
+                         help="seconds per demucs segment (default: the model's own)")
+        sep.add_argument("--separator_overlap", type=float, default=0.25)
+        sep.add_argument("--separator_batch", type=int, default=1, help="segments per forward pass")
+        sep.add_argument("--separator_shifts", type=int, default=0)
+
+        st = parser.add_argument_group("structure")
+        st.add_argument("--structure", default="dsp",
+                        help="dsp (embedded: beats + self-similarity sections) | madmom | allin1")
+        st.add_argument("--structure_weights", default=None, help="allin1 weights folder")
+        st.add_argument("--structure_device", default="cpu")
+
+        asr = parser.add_argument_group("lyrics / ASR")
+        asr.add_argument("--asr", default="faster-whisper",
+                         help="faster-whisper (default, shipped weights) | whisper | none")
+        asr.add_argument("--asr_model", default=None,
+                         help="model name in the library's cache, a checkpoint file or a CTranslate2 folder")
+        asr.add_argument("--asr_device", default="cpu")
+        asr.add_argument("--asr_compute_type", default="int8", help="faster-whisper compute type")
+        asr.add_argument("--asr_language", default=None, help="force a language (default: detect)")
+        asr.add_argument("--asr_beam_size", type=int, default=1)
+
+        tag = parser.add_argument_group("tags and quality")
+        tag.add_argument("--tagger", default="dsp",
+                         help="dsp (metadata + signal descriptors) | clap (zero-shot, --tagger_weights)")
+        tag.add_argument("--tagger_weights", default=None)
+        tag.add_argument("--tagger_device", default="cpu")
+        tag.add_argument("--quality_tiers", default=None,
+                         help="comma-separated musicality score thresholds, high to low (4 numbers)")
+        tag.add_argument("--quality_scorer_weights", default=None,
+                         help="learned aesthetic scorer weights (optional)")
+
+        codec = parser.add_argument_group("codec tokens")
+        codec.add_argument("--codec", default="kmeans",
+                           help="kmeans (embedded, codebook learnt from the corpus) | encodec | songgen")
+        codec.add_argument("--codec_weights", default=None,
+                           help="codec checkpoint / codebook file (kmeans: default OUT/codec/codebook.npz)")
+        codec.add_argument("--codec_codebook_size", type=int, default=16384)
+        codec.add_argument("--codec_device", default="cpu")
+
+        flt = parser.add_argument_group("filter")
+        flt.add_argument("--filter_min_duration", type=float, default=60.0,
+                         help="drop songs shorter than this (seconds)")
+        flt.add_argument("--filter_max_duration", type=float, default=3600.0,
+                         help="drop inputs longer than this before the cut (seconds)")
+        flt.add_argument("--filter_min_language_probability", type=float, default=0.9)
+        flt.add_argument("--filter_min_language_coverage", type=float, default=0.8)
+        flt.add_argument("--filter_min_musicality", default=None,
+                         help="drop songs below this tier (very-low | low | medium | high)")
+
+        spl = parser.add_argument_group("split")
+        spl.add_argument("--split_valid_fraction", type=float, default=0.05)
+        spl.add_argument("--split_test_fraction", type=float, default=0.05)
+
+        sh = parser.add_argument_group("shards")
+        sh.add_argument("--shard_max_samples", type=int, default=1000)
+        sh.add_argument("--shard_max_bytes", type=float, default=1e9)
+        sh.add_argument("--shard_writers", type=int, default=4,
+                        help="parallel shard writers per split")

@@ -1,0 +1,38 @@
+"""songshard: raw songs in, WebDataset training shards for song-generation models out.
+
+Also the ``--setup_file`` Beam ships to Dataflow workers: the packages below are
+installed on every worker.
+"""
+
+import setuptools
+
+REQUIRED = [
+    "apache-beam>=2.60,<3",
+    "numpy>=1.26,<2.5",
+    "pyarrow>=14,<26",
+    "webdataset>=0.2.90",
+    "soundfile>=0.12",
+    "soxr>=0.3",
+    "librosa>=0.10",
+    "scipy>=1.11",
+    "mutagen>=1.47",
+    "pyloudnorm>=0.1.1",
+    "jiwer>=3.0",
+    "torch>=2.1",
+    "demucs>=4.0",
+    "openai-whisper>=20240930",
+    "faster-whisper>=1.0",
+]
+
+setuptools.setup(
+    name="songshard",
+    version="0.1.0",
+    description="Apache Beam pipeline that turns raw songs into token + label training shards",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
+                                               "schemas", "schemas.*"]),
+    package_data={"transforms": ["data/*.json", "data/*.yaml"]},
+    python_requires=">=3.10",
+    install_requires=REQUIRED,
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["songshard=pipeline.cli:main"]},
+)
