@@ -167,6 +167,9 @@ class StageTransform(beam.PTransform):
         self.options = options
         self.params = params
         self.backend_name, self.backend_options = backend_choice(options, self.backend_option)
+        if options is not None and "work_dir" not in params:
+            values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options)
+            self.params["work_dir"] = values.get("work_dir")
 
     def expand(self, pcoll):
         fn = self.fn_class(self.backend_name, self.backend_options, shared.Shared(), **self.params)

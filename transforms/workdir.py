@@ -18,6 +18,11 @@ def join(*parts: str) -> str:
     return FileSystems.join(*parts) if parts else ""
 
 
+def song_uri(work_dir: str, song_id: str, name: str) -> str:
+    """Where the array ``name`` ("mix", "vocals", ...) of a song lives in the work dir."""
+    return join(work_dir, song_id, name + ".npz")
+
+
 def save_audio(uri: str, audio: np.ndarray, sample_rate: int) -> str:
     """Write ``audio`` ([channels, samples] float32) to ``uri``; returns ``uri``."""
     buf = io.BytesIO()
