@@ -97,5 +97,3 @@ class SongshardOptions(PipelineOptions):
         sh = parser.add_argument_group("shards")
         sh.add_argument("--shard_max_samples", type=int, default=1000)
         sh.add_argument("--shard_max_bytes", type=float, default=1e9)
-        sh.add_argument("--shard_writers", type=int, default=4,
-                        help="parallel shard writers per split")

@@ -49,6 +49,11 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
+def open_write(uri: str):
+    """A writable binary stream at ``uri`` (closed by the caller, e.g. ``with``)."""
+    return FileSystems.create(uri)
+
+
 def exists(uri: str) -> bool:
     return FileSystems.exists(uri)
 

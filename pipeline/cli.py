@@ -1,0 +1,90 @@
+"""The ``songshard`` command.
+
+    songshard run --input SONGS --output OUT [any Beam option]
+    songshard inspect OUT [KEY] [--export DIR]
+    songshard sample-corpus DIR [--n_songs N] [--seed S]
+
+``run`` takes every Beam option (``--runner``, ``--direct_num_workers``,
+``--setup_file`` ...) next to songshard's own; see ``songshard run --help``.
+Exit status: 0 when the run finished (failed songs are dead letters, not
+errors), 2 for bad arguments or a backend that cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+USAGE = __doc__
+
+
+def _run(argv: List[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        from pipeline.options import SongshardOptions
+
+        parser = argparse.ArgumentParser(prog="songshard run", description="raw songs in, training shards out")
+        SongshardOptions._add_argparse_args(parser)
+        parser.print_help()
+        print("\nAny Apache Beam pipeline option is accepted too (--runner, --direct_num_workers, ...).")
+        return 0
+    from pipeline.run import run
+    from transforms.base import BackendUnavailable
+
+    try:
+        run(argv)
+    except (BackendUnavailable, ValueError, FileNotFoundError) as exc:
+        print(f"songshard: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _inspect(argv: List[str]) -> int:
+    from pipeline import inspect_shards as ins
+
+    parser = argparse.ArgumentParser(prog="songshard inspect")
+    parser.add_argument("target", help="output folder or shard .tar")
+    parser.add_argument("key", nargs="?", help="a sample key (song id) to show in full")
+    parser.add_argument("--export", metavar="DIR", help="write the sample's audio, tokens and json to DIR")
+    args = parser.parse_args(argv)
+    if args.key is None:
+        if args.target.endswith(".tar"):
+            for sample in ins.iter_samples(args.target):
+                rec = ins.decode_sample(sample)
+                print(f"{sample['__key__']}  {rec['json'].get('duration', 0):7.2f}s  "
+                      f"{' '.join(sorted(k for k in sample if not k.startswith('__')))}")
+        else:
+            print(ins.summary_text(args.target))
+        return 0
+    sample = ins.find_sample(args.target, args.key)
+    if sample is None:
+        print(f"songshard: no sample {args.key!r} in {args.target}", file=sys.stderr)
+        return 1
+    print(ins.record_text(sample))
+    if args.export:
+        for path in ins.export_sample(sample, args.export):
+            print(f"wrote {path}")
+    return 0
+
+
+def _sample_corpus(argv: List[str]) -> int:
+    from pipeline import sample_corpus
+
+    return sample_corpus.main(argv) or 0
+
+
+COMMANDS = {"run": _run, "inspect": _inspect, "sample-corpus": _sample_corpus}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
