@@ -1,0 +1,43 @@
+"""Pure parts of split, filter and shard planning."""
+
+import pytest
+
+from schemas.records import Song, SourceInfo
+from transforms.filter_songs import drop_reasons
+from transforms.shard import bucket_count, plan_shards, tar_size
+from transforms.split import split_for
+
+
+def test_split_is_stable_and_keeps_an_artist_together():
+    a = [split_for("The Band", f"id{i}", 0.3, 0.3) for i in range(20)]
+    assert len(set(a)) == 1
+    assert split_for("the  band", "x", 0.3, 0.3) == a[0]  # case and spacing do not matter
+    songs = [split_for("", f"id{i}", 0.2, 0.2) for i in range(2000)]
+    assert 0.15 < songs.count("valid") / 2000 < 0.25 and 0.15 < songs.count("test") / 2000 < 0.25
+    with pytest.raises(ValueError):
+        split_for("a", "b", 0.7, 0.5)
+
+
+def _song(duration, **labels):
+    s = Song(uri="/x.wav", song_id="s", duration=duration, source=SourceInfo(uri="/x.wav", duration=duration))
+    s.labels.update(labels)
+    return s
+
+
+def test_filter_rules_give_every_reason():
+    p = {"filter_min_duration": 60, "filter_max_duration": 600, "filter_min_language_probability": 0.9,
+         "filter_min_language_coverage": 0.8}
+    assert drop_reasons(_song(120), p) == []
+    assert drop_reasons(_song(30), p, ("duration",))[0].startswith("too_short")
+    lyr = {"words": [{"text": "x"}], "language": "en", "language_probability": 0.5, "language_coverage": 0.5}
+    reasons = drop_reasons(_song(120, lyrics=lyr), p, ("language",))
+    assert [r.split(":")[0] for r in reasons] == ["language_uncertain", "language_mixed"]
+    assert drop_reasons(_song(120, lyrics=lyr, quality={"pure_music": True}), p, ("language",)) == []
+
+
+def test_shard_plan_respects_both_limits():
+    assert plan_shards([10] * 7, 3, 1e9) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert plan_shards([40, 40, 40, 100], 10, 100) == [[0, 1], [2], [3]]
+    assert plan_shards([500], 10, 100) == [[0]]  # an oversize sample gets a shard of its own
+    assert tar_size({"json": b"x" * 513}) == 512 + 1024
+    assert bucket_count(0, 1000) == 1 and bucket_count(2500, 1000) == 3
