@@ -168,8 +168,7 @@ class StageTransform(beam.PTransform):
         self.params = params
         self.backend_name, self.backend_options = backend_choice(options, self.backend_option)
         if options is not None and "work_dir" not in params:
-            values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options)
-            self.params["work_dir"] = values.get("work_dir")
+            self.params["work_dir"] = option_values(options).get("work_dir")
 
     def expand(self, pcoll):
         fn = self.fn_class(self.backend_name, self.backend_options, shared.Shared(), **self.params)
@@ -181,10 +180,19 @@ def backend_choice(options: Any, prefix: str) -> Tuple[str, Dict[str, Any]]:
     """(backend name, {option: value} for options named ``prefix_*``) from PipelineOptions."""
     if not prefix or options is None:
         return "", {}
-    values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options)
+    values = option_values(options)
     name = values.get(prefix) or ""
     sub = {k: v for k, v in values.items() if k.startswith(prefix + "_")}
     return name, sub
+
+
+def option_values(options: Any) -> Dict[str, Any]:
+    """{flag: value} from PipelineOptions (unknown flags kept) or a plain dict (tests)."""
+    if options is None:
+        return {}
+    if hasattr(options, "get_all_options"):
+        return options.get_all_options(retain_unknown_options=True)
+    return dict(options)
 
 
 def check_backend(stage: str, name: str, options: Dict[str, Any]) -> Provenance:

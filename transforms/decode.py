@@ -27,7 +27,7 @@ import numpy as np
 from schemas.records import SourceInfo, Song
 from transforms import audio as au
 from transforms import workdir
-from transforms.base import StageFn, StageTransform
+from transforms.base import StageFn, StageTransform, option_values
 from transforms.discover import sidecar_uris
 
 SILENCE_PEAK = 1e-4  # below -80 dBFS peak the song is digital silence
@@ -62,7 +62,7 @@ def _ffprobe_codec(path: str) -> Tuple[str, str]:
 
 def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]:
     """Decode with the ffmpeg command at the file's native rate and channel count."""
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+    with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
         tmp.write(data)
         tmp.flush()
         container, codec = _ffprobe_codec(tmp.name)
@@ -95,7 +95,7 @@ def decode_bytes(data: bytes, name: str = "") -> Tuple[np.ndarray, int, str, str
         try:
             return _decode_soundfile(data)
         except Exception as exc:  # noqa: BLE001 - fall through to ffmpeg, keep the reason
-            errors.append(f"soundfile: {exc}")
+            errors.append("soundfile: " + re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
     try:
         return _decode_ffmpeg(data, suffix)
     except (DecodeError, OSError, subprocess.SubprocessError) as exc:
@@ -227,7 +227,7 @@ class DecodeAudio(StageTransform):
     fn_class = DecodeFn
 
     def __init__(self, options: Any = None, **params: Any):
-        values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options or {})
+        values = option_values(options)
         params.setdefault("max_song_seconds", values.get("max_song_seconds", 360.0))
         super().__init__(options, **params)
 

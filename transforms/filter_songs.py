@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from schemas.records import Dropped, Song
+from transforms.base import option_values
 
 DROPPED = "dropped"
 MUSICALITY_ORDER = ["very-low", "low", "medium", "high", "very-high"]
@@ -110,7 +111,7 @@ class FilterSongs(beam.PTransform):
 
     def __init__(self, options: Any = None, rules=tuple(RULES)):
         super().__init__()
-        values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options or {})
+        values = option_values(options)
         self.params = {k: v for k, v in values.items() if k.startswith("filter_")}
         unknown = [r for r in rules if r not in RULES]
         if unknown:

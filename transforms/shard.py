@@ -26,6 +26,7 @@ from apache_beam.metrics import Metrics
 from schemas.arrow import rows_to_table
 from schemas.records import ShardInfo, Song, hash_fraction, index_row, sample_json
 from transforms import workdir
+from transforms.base import option_values
 
 TAR_BLOCK = 512
 AUDIO_MEMBERS = ("mix", "vocals", "accompaniment")
@@ -151,7 +152,7 @@ class WriteShards(beam.PTransform):
 
     def __init__(self, tmp_dir: str, run: dict, options: Any = None, expected_songs: int = 0):
         super().__init__()
-        values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options or {})
+        values = option_values(options)
         self.tmp_dir = tmp_dir
         self.run = run
         self.max_samples = int(values.get("shard_max_samples") or 1000)

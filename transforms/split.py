@@ -12,6 +12,7 @@ from typing import Any
 import apache_beam as beam
 
 from schemas.records import Song, hash_fraction
+from transforms.base import option_values
 
 
 def normalise_artist(artist: str) -> str:
@@ -36,7 +37,7 @@ class AssignSplit(beam.PTransform):
 
     def __init__(self, options: Any = None):
         super().__init__()
-        values = options.get_all_options() if hasattr(options, "get_all_options") else dict(options or {})
+        values = option_values(options)
         self.valid = float(values.get("split_valid_fraction", 0.05))
         self.test = float(values.get("split_test_fraction", 0.05))
         split_for("", "check", self.valid, self.test)  # fail at graph build on bad fractions

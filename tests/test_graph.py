@@ -1,0 +1,144 @@
+"""The composed graph with a fake model stage: shards, index, dead letters, resume, overwrite.
+
+The fake stage stands in for the model stages only here, to test the graph's
+plumbing quickly; every real stage has its own tests and the end-to-end test
+runs them all.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import webdataset as wds
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from pipeline.run import run
+from transforms import workdir
+from transforms.base import Backend, Provenance, StageFn, StageTransform, register_backend
+
+from conftest import synth_mix
+
+
+class FakeTokenizer(Backend):
+    stage = "fake"
+    name = "fake"
+
+    def provenance(self):
+        return Provenance(backend="fake", note="graph test stand-in")
+
+
+register_backend("fake", "fake", f"{__name__}:FakeTokenizer")
+
+
+class FakeFn(StageFn):
+    stage = "fake"
+
+    def apply(self, song):
+        if "explode" in song.uri:
+            raise RuntimeError("fake stage refuses this song")
+        mix, sr = workdir.load_audio(song.audio["mix"])
+        frames = int(mix.shape[1] / sr * 25) + 1
+        song.tokens["tokens"] = np.zeros((3, frames), dtype=np.uint16)
+        song.set_label("tokens", {"num_frames": frames}, self.backend.provenance())
+        return song
+
+
+class FakeStage(StageTransform):
+    fn_class = FakeFn
+    backend_option = "fake"
+
+
+STAGES = [("Fake", FakeStage)]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    d = tmp_path / "songs"
+    (d / "sub").mkdir(parents=True)
+    (d / "_hidden").mkdir()
+    for i, name in enumerate(["a.wav", "b.flac", "sub/c.wav", "explode.wav"]):
+        mix, _, _ = synth_mix(3.0 + i, 100 + 7 * i, seed=i)
+        sf.write(d / name, mix.T, 48000)
+    (d / "a.json").write_text(json.dumps({"artist": "Same Artist"}))
+    (d / "b.json").write_text(json.dumps({"artist": "Same Artist"}))
+    sf.write(d / "copy_of_a.wav", sf.read(d / "a.wav")[0], 48000)  # same audio, other name
+    sf.write(d / "_hidden" / "stem.wav", synth_mix(2.0, 90, seed=9)[0].T, 48000)
+    sf.write(d / "tiny.wav", synth_mix(1.0, 90, seed=8)[0].T, 48000)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "notes.mp3").write_bytes(b"just text, not audio\n" * 40)
+    return d
+
+
+def _argv(corpus, out, *extra):
+    return ["--input", str(corpus), "--output", str(out), "--fake", "fake", "--filter_min_duration", "2.5",
+            "--split_valid_fraction", "0", "--split_test_fraction", "0", "--progress_interval", "0",
+            "--shard_max_samples", "2", *extra]
+
+
+def _read_shards(out):
+    samples = []
+    for shard in sorted(glob.glob(f"{out}/*.tar")):
+        samples.extend(wds.WebDataset(shard, shardshuffle=False, empty_check=False).decode())
+    return samples
+
+
+def test_run_writes_shards_index_failures_and_resumes(corpus, tmp_path):
+    out = tmp_path / "out"
+    stats = run(_argv(corpus, out, "--write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
+    assert stats["records_out"] == 3 and stats["songs_in"] == 8
+
+    samples = _read_shards(out)
+    keys = [s["__key__"] for s in samples]
+    assert len(keys) == len(set(keys)) == 3
+    uris = sorted(os.path.basename(s["json"]["uri"]) for s in samples)
+    assert uris == ["a.wav", "b.flac", "c.wav"]
+    for s in samples:
+        dur = s["json"]["duration"]
+        assert s["tokens.npy"].shape == (3, int(dur * 25) + 1)
+        assert {"mix.flac", "json", "tokens.npy"} <= set(s)
+        assert s["json"]["provenance"]["tokens"]["note"] == "graph test stand-in"
+        assert s["json"]["run"]["run_id"] == stats["run_id"]
+    assert sorted(os.path.basename(p) for p in glob.glob(f"{out}/*.tar")) == ["train-000000.tar",
+                                                                              "train-000001.tar"]
+
+    index = pq.read_table(out / "index").to_pylist()
+    assert sorted(r["key"] for r in index) == sorted(keys)
+    assert all(os.path.exists(out / r["shard"]) for r in index)
+
+    failures = [json.loads(ln) for f in glob.glob(f"{out}/failures/*.jsonl") for ln in open(f)]
+    assert sorted((os.path.basename(f["uri"]), f["stage"]) for f in failures) == [
+        ("empty.wav", "decode"), ("explode.wav", "fake"), ("notes.mp3", "decode")]
+    dropped = [json.loads(ln) for f in glob.glob(f"{out}/filtered/*.jsonl") for ln in open(f)]
+    reasons = {os.path.basename(d["uri"]): d["reasons"][0].split(":")[0] for d in dropped}
+    assert reasons == {"copy_of_a.wav": "duplicate_of", "tiny.wav": "too_short"}
+    assert not os.path.exists(out / "_work" / stats["run_id"])  # work dir cleaned
+
+    # a rerun into the same OUT does nothing twice ...
+    again = run(_argv(corpus, out), test_pipeline=TestPipeline(), stages=STAGES)
+    assert again["records_out"] == 0 and again["songs_skipped_already_done"] == 8
+    assert len(_read_shards(out)) == 3
+    # ... picks up a new song only ...
+    sf.write(corpus / "d.wav", synth_mix(4.5, 131, seed=7)[0].T, 48000)
+    third = run(_argv(corpus, out), test_pipeline=TestPipeline(), stages=STAGES)
+    assert third["records_out"] == 1
+    assert sorted(os.path.basename(p) for p in glob.glob(f"{out}/*.tar"))[-1] == "train-000002.tar"
+    keys = [s["__key__"] for s in _read_shards(out)]
+    assert len(keys) == len(set(keys)) == 4
+    assert pq.read_table(out / "index").num_rows == 4
+    # ... and --overwrite starts over.
+    fresh = run(_argv(corpus, out, "--overwrite"), test_pipeline=TestPipeline(), stages=STAGES)
+    assert fresh["records_out"] == 4 and pq.read_table(out / "index").num_rows == 4
+    stats_file = json.loads((out / "stats.json").read_text())
+    assert stats_file["run_id"] == fresh["run_id"] and stats_file["config"]["filter_min_duration"] == 2.5
+
+
+def test_unknown_backend_stops_before_any_song(corpus, tmp_path):
+    from transforms.base import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="unknown fake backend"):
+        run(["--input", str(corpus), "--output", str(tmp_path / "out"), "--fake", "nope"], stages=STAGES)
+    assert not glob.glob(f"{tmp_path}/out/*.tar")
