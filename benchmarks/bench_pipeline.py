@@ -1,0 +1,64 @@
+"""Benchmark a whole songshard run on the sample corpus: songs/hour, RTF per stage, peak memory.
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--corpus DIR] [--out DIR] [-- extra run flags]
+
+Generates the sample corpus when DIR does not hold one, runs the default job
+(DirectRunner, in-process) into a fresh OUT and prints the figures. Extra flags
+after ``--`` go to ``songshard run`` (e.g. ``-- --separator demucs ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "songshard-bench-corpus"))
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "songshard-bench-out"))
+    args = parser.parse_args(own)
+
+    from pipeline.run import run
+    from pipeline.sample_corpus import make_sample_corpus
+
+    if not os.path.exists(os.path.join(args.corpus, "ground_truth.json")):
+        t = time.time()
+        make_sample_corpus(args.corpus)
+        print(f"sample corpus generated in {time.time() - t:.1f} s")
+    start = time.time()
+    stats = run(["--input", args.corpus, "--output", args.out, "--overwrite", "--progress_interval", "30", *extra])
+    wall = time.time() - start
+    audio_s = stats["hours_of_audio"] * 3600
+    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    print("\n== songshard pipeline benchmark ==")
+    print(f"songs in {stats['songs_in']}, records out {stats['records_out']}, failures {stats['failures']}, "
+          f"filtered {stats['filtered']}")
+    print(f"audio out {audio_s:.1f} s; wall {wall:.1f} s; real-time factor {wall / audio_s:.3f}" if audio_s else
+          f"wall {wall:.1f} s")
+    if stats["records_out"]:
+        print(f"songs/hour: {stats['records_out'] / wall * 3600:.0f}")
+    print(f"peak RSS: {peak_mb:.0f} MB")
+    print(f"{'stage':<12} {'songs':>6} {'mean s/song':>12} {'RTF':>8}")
+    for stage, m in sorted(stats["stages"].items()):
+        if "mean_latency_s" not in m:
+            continue
+        rtf = m.get("total_s", 0) / m["audio_s"] if m.get("audio_s") else float("nan")
+        print(f"{stage:<12} {m.get('succeeded', 0):>6} {m['mean_latency_s']:>12.2f} {rtf:>8.3f}")
+    print(json.dumps({"wall_s": round(wall, 1), "audio_s": round(audio_s, 1), "peak_rss_mb": round(peak_mb)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs songshard and everything it uses into ./.venv on a fresh Debian machine:
+# Debian's ffmpeg / sox / festival / espeak-ng, the CPU build of torch, then the package.
+# Re-running it is cheap: every step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="ffmpeg sox festival espeak-ng"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# The CPU wheel of torch first, so that nothing below pulls a CUDA build.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
+.venv/bin/pip install -q -e ".[test]"
+echo "songshard installed in .venv"
