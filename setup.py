@@ -18,6 +18,7 @@ REQUIRED = [
     "mutagen>=1.47",
     "pyloudnorm>=0.1.1",
     "jiwer>=3.0",
+    "matplotlib>=3.7",
     "torch>=2.1",
     "demucs>=4.0",
     "openai-whisper>=20240930",

@@ -1,7 +1,7 @@
 """The ``songshard`` command.
 
     songshard run --input SONGS --output OUT [any Beam option]
-    songshard inspect OUT [KEY] [--export DIR]
+    songshard inspect OUT [KEY] [--export DIR] [--plot PNG]
     songshard sample-corpus DIR [--n_songs N] [--seed S]
 
 ``run`` takes every Beam option (``--runner``, ``--direct_num_workers``,
@@ -47,8 +47,13 @@ def _inspect(argv: List[str]) -> int:
     parser.add_argument("target", help="output folder or shard .tar")
     parser.add_argument("key", nargs="?", help="a sample key (song id) to show in full")
     parser.add_argument("--export", metavar="DIR", help="write the sample's audio, tokens and json to DIR")
+    parser.add_argument("--plot", metavar="PNG", help="draw the record (or, without KEY, the index) to PNG")
     args = parser.parse_args(argv)
     if args.key is None:
+        if args.plot:
+            from pipeline import finalize, plots
+
+            print(f"wrote {plots.plot_summary(finalize.read_index(args.target), args.plot)}")
         if args.target.endswith(".tar"):
             for sample in ins.iter_samples(args.target):
                 rec = ins.decode_sample(sample)
@@ -62,6 +67,10 @@ def _inspect(argv: List[str]) -> int:
         print(f"songshard: no sample {args.key!r} in {args.target}", file=sys.stderr)
         return 1
     print(ins.record_text(sample))
+    if args.plot:
+        from pipeline import plots
+
+        print(f"wrote {plots.plot_record(sample, args.plot)}")
     if args.export:
         for path in ins.export_sample(sample, args.export):
             print(f"wrote {path}")

@@ -142,3 +142,26 @@ def test_unknown_backend_stops_before_any_song(corpus, tmp_path):
     with pytest.raises(BackendUnavailable, match="unknown fake backend"):
         run(["--input", str(corpus), "--output", str(tmp_path / "out"), "--fake", "nope"], stages=STAGES)
     assert not glob.glob(f"{tmp_path}/out/*.tar")
+
+
+def test_inspect_lists_shows_exports_and_plots(corpus, tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    run(_argv(corpus, out, "--write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--plot", str(tmp_path / "summary.png")]) == 0
+    listing = capsys.readouterr().out
+    assert "3 samples in 2 shards" in listing and "explode.wav: [fake] RuntimeError" in listing
+    assert "too_short" in listing
+    key = pq.read_table(out / "index").column("key")[0].as_py()
+    assert main(["inspect", str(out), key, "--export", str(tmp_path / "exp"),
+                 "--plot", str(tmp_path / "rec.png")]) == 0
+    shown = capsys.readouterr().out
+    assert f"key:          {key}" in shown and "tokens.npy    uint16 [3," in shown
+    exported = sorted(os.listdir(tmp_path / "exp"))
+    assert exported == [f"{key}.json", f"{key}.mix.flac", f"{key}.tokens.npy"]
+    assert sf.info(str(tmp_path / "exp" / f"{key}.mix.flac")).samplerate == 48000
+    for png in ("summary.png", "rec.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["inspect", str(out), "0000000000000000"]) == 1
