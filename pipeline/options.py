@@ -61,6 +61,17 @@ class SongshardOptions(PipelineOptions):
         asr.add_argument("--asr_compute_type", default="int8", help="faster-whisper compute type")
         asr.add_argument("--asr_language", default=None, help="force a language (default: detect)")
         asr.add_argument("--asr_beam_size", type=int, default=1)
+        asr.add_argument("--asr_sample_len", type=int, default=None,
+                         help="most tokens decoded per 30 s window (default: the library's)")
+        asr.add_argument("--asr_threads", type=int, default=0, help="CPU threads for ASR (0: library default)")
+        asr.add_argument("--asr_gate_db", type=float, default=30.0,
+                         help="vocal gate: frames more than this many dB below the stem's loud level are not transcribed")
+        asr.add_argument("--asr_compression_ratio_threshold", type=float, default=2.4,
+                         help="drop decoded segments more compressible than this (loops)")
+        asr.add_argument("--asr_log_prob_threshold", type=float, default=-1.0,
+                         help="drop decoded segments whose average log-probability is below this")
+        asr.add_argument("--asr_no_speech_threshold", type=float, default=0.6,
+                         help="drop segments whose no-speech probability is above this (unless confidently decoded)")
 
         tag = parser.add_argument_group("tags and quality")
         tag.add_argument("--tagger", default="dsp",
@@ -76,9 +87,16 @@ class SongshardOptions(PipelineOptions):
         codec.add_argument("--codec", default="kmeans",
                            help="kmeans (embedded, codebook learnt from the corpus) | encodec | songgen")
         codec.add_argument("--codec_weights", default=None,
-                           help="codec checkpoint / codebook file (kmeans: default OUT/codec/codebook.npz)")
-        codec.add_argument("--codec_codebook_size", type=int, default=16384)
-        codec.add_argument("--codec_device", default="cpu")
+                           help="kmeans: codebook .npz (default OUT/codec/codebook.npz, fitted when missing); "
+                                "encodec: checkpoint folder (config.json + model.safetensors); "
+                                "songgen: SongGeneration's ckpt folder")
+        codec.add_argument("--codec_codebook_size", type=int, default=16384,
+                           help="kmeans: at most this many codes (fewer for small corpora: frames / 8)")
+        codec.add_argument("--codec_device", default="cpu", help="cpu | cuda (encodec, songgen)")
+        codec.add_argument("--codec_code_dir", default=None,
+                           help="songgen: a SongGeneration checkout whose codeclm package is imported")
+        codec.add_argument("--codec_threads", type=int, default=0,
+                           help="encodec, songgen: torch CPU threads (0: torch's default)")
 
         flt = parser.add_argument_group("filter")
         flt.add_argument("--filter_min_duration", type=float, default=60.0,

