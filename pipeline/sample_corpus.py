@@ -316,7 +316,8 @@ def sing_lines(lines: Sequence[dict], note_hz, gender: str, beat: float, engine:
     ``note_hz(degree)`` gives a melody degree's pitch. Tries festival singing then espeak-ng
     ("auto"), or only the one named; raises RuntimeError when none works."""
     def render(ln: dict, use: str):
-        notes = [(w, d, note_hz(deg)) for w, d, deg in melody(ln["text"], CONTOURS[ln["label"]][ln["line"] % 4], beat)]
+        tune = melody(ln["text"], CONTOURS[ln["label"]][ln["line"] % 4], beat)
+        notes = [(w, d, note_hz(deg)) for w, d, deg in tune]
         with tempfile.TemporaryDirectory(prefix="songshard-voc-") as work:
             if use == "festival-singing":
                 return sing_festival(notes, work), [f for _, d, f in notes for _k in range(int(round(d * 100)))]
@@ -328,7 +329,8 @@ def sing_lines(lines: Sequence[dict], note_hz, gender: str, beat: float, engine:
                 "espeak": ["espeak-ng"]}[engine]:
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                return use, dict(zip(unique, pool.map(lambda ln: render(ln, use), unique.values())))
+                clips = list(pool.map(render, unique.values(), [use] * len(unique)))
+            return use, dict(zip(unique, clips))
         except (OSError, RuntimeError, subprocess.SubprocessError, ValueError) as exc:
             errors.append(f"{use}: {exc}")
     raise RuntimeError("no vocal engine worked: " + "; ".join(errors))
@@ -448,7 +450,7 @@ def make_sample_corpus(out_dir: str, n_songs: int = 5, seed: int = 0, song_secon
 
     Song NAME (``NN_title``) is ``NAME.<fmt>`` (formats cycle wav, flac, mp3, ogg, m4a, opus),
     with sidecars NAME.json / NAME.txt / NAME.lrc for most songs, and true stems in
-    ``_truth/NAME/{vocals,accompaniment}.wav`` (48 kHz stereo float). With ``bad_files``: the
+    ``_truth/NAME/{vocals,accompaniment}.wav`` (48 kHz stereo 24-bit). With ``bad_files``: the
     files of ``write_bad_files``, a duplicate and ``short_song.wav`` (~20 s). Deterministic for a
     seed. Raises RuntimeError (no vocal engine) or CalledProcessError (ffmpeg) on missing tools.
     """
@@ -509,7 +511,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     start = time.time()
     truth = make_sample_corpus(args.out_dir, args.n_songs, args.seed, args.song_seconds,
                                not args.no_bad_files, args.engine)
-    for name, s in truth["songs"].items():
+    for s in truth["songs"].values():
         print(f"{s['file']:<28} {s['duration']:6.1f}s {s['bpm']:5.0f} bpm  {s['key']:<8} {s['gender']:<6} "
               f"f0 {s['vocal_f0_hz']:5.1f} Hz  {s['vocal_engine']:<16} sidecars: {','.join(s['sidecars']) or '-'}")
     for name, e in truth["expected"].items():
