@@ -28,6 +28,8 @@ class SongshardOptions(PipelineOptions):
         io.add_argument("--keep_work", action="store_true", help="keep the work dir after the run")
         io.add_argument("--progress_interval", type=float, default=5.0,
                         help="seconds between progress lines (0: none)")
+        io.add_argument("--progress_dir", default=None,
+                        help="where workers drop progress markers (default: in the run's work dir)")
 
         dec = parser.add_argument_group("decode")
         dec.add_argument("--max_song_seconds", type=float, default=360.0,

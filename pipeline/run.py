@@ -113,8 +113,9 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
         json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
         "backends": backends, "config": config}
     sample_run = {k: run_info[k] for k in ("run_id", "config_sha256")}
+    opts.progress_dir = opts.progress_dir or FileSystems.join(opts.work_dir, "progress")
     paths = {"tmp": FileSystems.join(opts.work_dir, "shards"),
-             "progress": FileSystems.join(opts.work_dir, "progress"),
+             "progress": opts.progress_dir,
              "manifest": FileSystems.join(opts.work_dir, "manifest", "shards"),
              "failures": FileSystems.join(output, "failures", run_id),
              "filtered": FileSystems.join(output, "filtered", run_id)}
@@ -128,7 +129,8 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
         build(p, opts, todo, sample_run, paths, stages=stages, skip_ids=state["ids"])
-        with ProgressReporter(paths["progress"], len(todo), opts.progress_interval):
+        order = ["decode"] + [t.fn_class.stage for _, t in stages]
+        with ProgressReporter(paths["progress"], len(todo), opts.progress_interval, stage_order=order):
             result = p.run()
             result.wait_until_finish()
         stage_metrics = _stage_metrics(result)

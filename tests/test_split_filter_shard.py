@@ -33,6 +33,12 @@ def test_filter_rules_give_every_reason():
     reasons = drop_reasons(_song(120, lyrics=lyr), p, ("language",))
     assert [r.split(":")[0] for r in reasons] == ["language_uncertain", "language_mixed"]
     assert drop_reasons(_song(120, lyrics=lyr, quality={"pure_music": True}), p, ("language",)) == []
+    # metadata that declares the detected language waives the probability rule, not the coverage rule
+    declared = _song(120, lyrics=lyr)
+    declared.source.sidecar = {"language": "English"}
+    assert [r.split(":")[0] for r in drop_reasons(declared, p, ("language",))] == ["language_mixed"]
+    declared.source.sidecar = {"language": "fr"}
+    assert len(drop_reasons(declared, p, ("language",))) == 2
 
 
 def test_shard_plan_respects_both_limits():

@@ -129,6 +129,14 @@ class StageFn(beam.DoFn):
     def apply(self, song: Song) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _mark(self, song: Any, outcome: str) -> None:
+        """Drop a progress marker for this stage (see pipeline.progress); best effort."""
+        progress_dir = self.params.get("progress_dir")
+        if progress_dir:
+            from transforms.workdir import write_marker
+
+            write_marker(progress_dir, f"stage_{self.stage}_{outcome}", getattr(song, "uri", str(song)))
+
     def process(self, song: Song):
         start = time.time()
         try:
@@ -138,9 +146,11 @@ class StageFn(beam.DoFn):
             self.failed.inc()
             log.warning("%s failed on %s: %s: %s", self.stage, getattr(song, "uri", song),
                         type(exc).__name__, exc)
+            self._mark(song, "failed")
             yield beam.pvalue.TaggedOutput(FAILED, DeadLetter.from_exception(song, self.stage, exc))
             return
         elapsed = time.time() - start
+        self._mark(song, "ok")
         self.ok.inc()
         self.latency.update(int(elapsed * 1000))
         for out in outputs:
@@ -167,8 +177,10 @@ class StageTransform(beam.PTransform):
         self.options = options
         self.params = params
         self.backend_name, self.backend_options = backend_choice(options, self.backend_option)
-        if options is not None and "work_dir" not in params:
-            self.params["work_dir"] = option_values(options).get("work_dir")
+        if options is not None:
+            values = option_values(options)
+            self.params.setdefault("work_dir", values.get("work_dir"))
+            self.params.setdefault("progress_dir", values.get("progress_dir"))
 
     def expand(self, pcoll):
         fn = self.fn_class(self.backend_name, self.backend_options, shared.Shared(), **self.params)

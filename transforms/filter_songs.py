@@ -33,8 +33,28 @@ def duration_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
     return reasons
 
 
+LANGUAGE_NAMES = {"eng": "en", "english": "en", "zho": "zh", "chi": "zh", "chinese": "zh", "mandarin": "zh",
+                  "cmn": "zh", "spa": "es", "spanish": "es", "fra": "fr", "fre": "fr", "french": "fr",
+                  "deu": "de", "ger": "de", "german": "de", "jpn": "ja", "japanese": "ja", "kor": "ko",
+                  "korean": "ko", "por": "pt", "portuguese": "pt", "ita": "it", "italian": "it",
+                  "rus": "ru", "russian": "ru"}
+
+
+def declared_language(song: Song) -> str:
+    """The language the song's sidecar or file tags declare, as an ISO 639-1 code ("" if none)."""
+    src = song.source
+    raw = str((src.sidecar.get("language") if src else "") or (src.file_tags.get("language") if src else "") or "")
+    raw = raw.strip().lower().split("-")[0].split("_")[0]
+    return LANGUAGE_NAMES.get(raw, raw if len(raw) == 2 else "")
+
+
 def language_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
-    """The reference language filter; songs without vocals (or without a transcript) are exempt."""
+    """The reference language filter; songs without vocals (or without a transcript) are exempt.
+
+    The probability rule is waived when the detected language is the one the
+    song's metadata declares (two independent sources agreeing); the coverage
+    rule always applies.
+    """
     if song.label("quality", "pure_music", False):
         return []
     lyr = song.labels.get("lyrics", {})
@@ -44,7 +64,8 @@ def language_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
     prob, cov = lyr.get("language_probability"), lyr.get("language_coverage")
     min_p = p.get("filter_min_language_probability")
     min_c = p.get("filter_min_language_coverage")
-    if min_p is not None and prob is not None and float(prob) <= float(min_p):
+    confirmed = bool(lyr.get("language")) and declared_language(song) == lyr.get("language")
+    if min_p is not None and prob is not None and float(prob) <= float(min_p) and not confirmed:
         reasons.append(f"language_uncertain: p({lyr.get('language')})={float(prob):.2f} <= {float(min_p):.2f}")
     if min_c is not None and cov is not None and float(cov) <= float(min_c):
         reasons.append(f"language_mixed: coverage {float(cov):.2f} <= {float(min_c):.2f}")

@@ -62,3 +62,11 @@ def delete_tree(uri: str) -> None:
     """Delete a work-dir folder and all it holds (no error if it is gone)."""
     if FileSystems.exists(uri):
         FileSystems.delete([uri])
+
+
+def write_marker(progress_dir: str, kind: str, uri: str) -> None:
+    """An empty file ``KIND-HASH`` in ``progress_dir``: one per song and kind, rewrites are harmless."""
+    from schemas.records import stable_hash
+
+    with FileSystems.create(join(progress_dir, f"{kind}-{stable_hash(uri + kind)}")) as f:
+        f.write(b"")
