@@ -1,0 +1,164 @@
+"""Embedded structure analyser: beats, downbeats and sections from signal processing alone.
+
+No learned weights. Beats come from librosa's dynamic-programming beat tracker
+on the mix's onset envelope; the downbeat phase is the beat phase with the most
+low-frequency onset energy (kick drums land on the one); sections come from a
+checkerboard novelty curve over the beat-synchronous self-similarity of chroma,
+MFCC and loudness, boundaries snapped to downbeats; labels come from
+repetition, vocal activity on the vocal stem, loudness and position
+(``sections.label_segments``). The meter is assumed 4/4 unless 3/4 fits the
+low-frequency accents clearly better.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from schemas.records import Provenance
+from transforms import audio as au
+from transforms.base import Backend
+from transforms.structure import sections as sec
+
+ANALYSIS_RATE = 22050
+HOP = 512
+NOVELTY_BARS = 4  # half-width of the checkerboard kernel, in bars
+MIN_SECTION_BARS = 2
+VOCAL_ACTIVE_DB = 18.0  # a vocal frame is active within this of the stem's loud (95th percentile) level
+VOCAL_FLOOR_DBFS = -50.0
+
+
+def _beat_phase(strength: np.ndarray, meter: int) -> tuple:
+    """(best phase, its mean strength / overall mean) of beats grouped ``meter`` at a time."""
+    means = [float(np.mean(strength[p::meter])) if len(strength[p::meter]) else 0.0 for p in range(meter)]
+    best = int(np.argmax(means))
+    overall = float(np.mean(strength)) or 1.0
+    return best, means[best] / overall
+
+
+def tempo_from_beats(beat_times: np.ndarray) -> float:
+    """bpm from the least-squares beat period over the longest steady run of beats (0.0 if too few).
+
+    The tracker's own tempo and single inter-beat intervals are quantised to
+    analysis frames (23 ms); a straight line through many beats is not.
+    """
+    if len(beat_times) < 4:
+        return 0.0
+    intervals = np.diff(beat_times)
+    median = float(np.median(intervals))
+    steady = np.abs(intervals - median) < 0.25 * median
+    best, run_start, longest = (0, 0), 0, 0
+    for i, ok in enumerate(np.append(steady, False)):
+        if not ok:
+            if i - run_start > longest:
+                longest, best = i - run_start, (run_start, i)
+            run_start = i + 1
+    a, b = best
+    if longest < 3:
+        return 60.0 / median
+    slope = np.polyfit(np.arange(b - a + 1), beat_times[a:b + 1], 1)[0]
+    return 60.0 / float(slope)
+
+
+def checkerboard_novelty(ssm: np.ndarray, half: int) -> np.ndarray:
+    """Novelty per frame: correlation of a Gaussian-tapered checkerboard kernel along the diagonal."""
+    n = ssm.shape[0]
+    half = max(1, min(half, n // 2))
+    idx = np.arange(-half, half)
+    sign = np.sign(idx + 0.5)
+    taper = np.exp(-0.5 * ((idx + 0.5) / (0.5 * half)) ** 2)
+    kernel = np.outer(sign * taper, sign * taper)
+    padded = np.pad(ssm, half, mode="constant")
+    out = np.array([np.sum(kernel * padded[i:i + 2 * half, i:i + 2 * half]) for i in range(n)])
+    return np.maximum(out, 0.0)
+
+
+class DspStructure(Backend):
+    stage = "structure"
+    name = "dsp"
+
+    def load(self) -> None:
+        import librosa  # noqa: F401 - import once per worker, not per song
+
+    def provenance(self) -> Provenance:
+        import librosa
+
+        return Provenance(backend="dsp", version=f"librosa {librosa.__version__}",
+                          note="embedded default: signal processing (beat tracking, self-similarity "
+                               "novelty, repetition), no learned weights")
+
+    def analyze(self, mix: np.ndarray, sample_rate: int, stems: Optional[Dict[str, np.ndarray]] = None) -> dict:
+        import librosa
+
+        stems = stems or {}
+        y = au.resample(au.to_mono(mix), sample_rate, ANALYSIS_RATE)[0]
+        duration = len(y) / ANALYSIS_RATE
+        onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
+        tempo, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP,
+                                                     units="frames")
+        beat_times = librosa.frames_to_time(beat_frames, sr=ANALYSIS_RATE, hop_length=HOP)
+        bpm = tempo_from_beats(beat_times) or float(np.atleast_1d(tempo)[0])
+        if len(beat_frames) < 8:
+            return {"bpm": round(bpm, 2), "beats": [round(float(t), 3) for t in beat_times], "downbeats": [],
+                    "time_signature": 4,
+                    "sections": [{"start": 0.0, "end": duration, "label": "inst"}]}
+        # Downbeats: beat phase with the most low-frequency onset energy.
+        low = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP, fmax=180.0, n_mels=32)
+        low_at_beats = low[np.minimum(beat_frames, len(low) - 1)]
+        phase4, score4 = _beat_phase(low_at_beats, 4)
+        phase3, score3 = _beat_phase(low_at_beats, 3)
+        meter, phase = (3, phase3) if score3 > 1.15 * score4 else (4, phase4)
+        downbeats = beat_times[phase::meter]
+
+        # Beat-synchronous features -> self-similarity -> novelty -> boundaries.
+        chroma = librosa.feature.chroma_stft(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
+        mfcc = librosa.feature.mfcc(y=y, sr=ANALYSIS_RATE, hop_length=HOP, n_mfcc=13)
+        rms = librosa.feature.rms(y=y, hop_length=HOP)
+        rows = [chroma, (mfcc - mfcc.mean(1, keepdims=True)) / (mfcc.std(1, keepdims=True) + 1e-6),
+                librosa.amplitude_to_db(rms + 1e-6) / 10.0]
+        vocals = stems.get("vocals")
+        v = au.to_mono(vocals)[0] if vocals is not None else None
+        if v is not None:  # singing starting or stopping is a boundary too: weigh it in
+            v22 = au.resample(v[None, :], sample_rate, ANALYSIS_RATE)[0]
+            vrms = librosa.feature.rms(y=v22, hop_length=HOP)[:, : chroma.shape[1]]
+            vdb = np.maximum(librosa.amplitude_to_db(vrms + 1e-6), VOCAL_FLOOR_DBFS) / 10.0
+            rows.append(np.repeat(vdb - vdb.mean(), 4, axis=0))
+        n_frames = min(r.shape[1] for r in rows)
+        feats = np.vstack([r[:, :n_frames] for r in rows])
+        sync = librosa.util.sync(feats, beat_frames, aggregate=np.median)
+        unit = sync / (np.linalg.norm(sync, axis=0, keepdims=True) + 1e-9)
+        ssm = unit.T @ unit
+        novelty = checkerboard_novelty(ssm, NOVELTY_BARS * meter)
+        bar_s = 60.0 / max(bpm, 1.0) * meter
+        peaks = librosa.util.peak_pick(novelty, pre_max=2 * meter, post_max=2 * meter, pre_avg=4 * meter,
+                                       post_avg=4 * meter, delta=0.05 * float(novelty.max() or 1.0),
+                                       wait=MIN_SECTION_BARS * meter)
+        beat_bounds = np.append(0.0, beat_times)  # sync frame k spans beats k-1..k
+        cand = [float(beat_bounds[p]) for p in peaks if 0 < p < len(beat_bounds)]
+        cand = sec.snap(cand, downbeats, tolerance=bar_s / 2)
+        bounds = [0.0] + sec.merge_short(cand, duration, MIN_SECTION_BARS * bar_s) + [duration]
+
+        # Per-segment features, loudness and vocal activity, then labels.
+        seg_feats, loud, sung_share = [], [], []
+        if v is not None:  # 100 ms frames where the voice is within VOCAL_ACTIVE_DB of its loud level
+            vframes = 20.0 * np.log10(au.frame_rms(v[None, :], sample_rate, 0.1) + 1e-9)
+            active = (vframes > VOCAL_FLOOR_DBFS) & (vframes > np.percentile(vframes, 95) - VOCAL_ACTIVE_DB)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            ia, ib = int(a * ANALYSIS_RATE / HOP), max(int(b * ANALYSIS_RATE / HOP), int(a * ANALYSIS_RATE / HOP) + 1)
+            seg_feats.append(np.hstack([chroma[:, ia:ib].mean(1), mfcc[1:, ia:ib].mean(1) / 50.0]))
+            loud.append(float(au.rms_db(y[int(a * ANALYSIS_RATE):int(b * ANALYSIS_RATE)])))
+            if v is not None:
+                part = active[int(a * 10):max(int(b * 10), int(a * 10) + 1)]
+                sung_share.append(float(part.mean()) if part.size else 0.0)
+        # no vocal stem: every segment may be sung; repetition and position still label
+        sung = [share >= 0.4 for share in sung_share] if v is not None else [True] * len(seg_feats)
+        seg_feats = np.array(seg_feats)
+        # Standardise across segments: what tells sections apart is how they differ from each other.
+        seg_feats = (seg_feats - seg_feats.mean(0)) / (seg_feats.std(0) + 1e-6)
+        labels = sec.label_segments(seg_feats, sung, loud, similarity=0.5)
+        sections = [{"start": round(a, 3), "end": round(b, 3), "label": lab}
+                    for a, b, lab in zip(bounds[:-1], bounds[1:], labels)]
+        return {"bpm": round(bpm, 2), "beats": [round(float(t), 3) for t in beat_times],
+                "downbeats": [round(float(t), 3) for t in downbeats], "time_signature": meter,
+                "sections": sections, "vocal_share": [round(x, 2) for x in sung_share]}
