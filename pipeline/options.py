@@ -82,8 +82,23 @@ class SongshardOptions(PipelineOptions):
         tag.add_argument("--tagger_device", default="cpu")
         tag.add_argument("--quality_tiers", default=None,
                          help="comma-separated musicality score thresholds, high to low (4 numbers)")
+        tag.add_argument("--tagger_min_confidence", type=float, default=0.3,
+                         help="clap: probability a gender / genre / emotion pick needs (and twice the uniform share)")
+        tag.add_argument("--tagger_windows", type=int, default=6,
+                         help="clap: evenly spaced 10 s windows averaged per song")
         tag.add_argument("--quality_scorer_weights", default=None,
-                         help="learned aesthetic scorer weights (optional)")
+                         help="learned aesthetic scorer file (transforms.tagging.scorer.save_scorer); "
+                              "blended into the musicality score")
+        tag.add_argument("--filter_max_clipping_ratio", type=float, default=None,
+                         help="drop songs with more than this share of clipped samples (e.g. 0.001)")
+        tag.add_argument("--filter_min_bandwidth_hz", type=float, default=None,
+                         help="drop songs whose effective bandwidth is below this (e.g. 11000: low bit rate / upsampled)")
+        tag.add_argument("--filter_max_silence_ratio", type=float, default=None,
+                         help="drop songs with more than this share of silent 100 ms frames")
+        tag.add_argument("--filter_min_loudness_lufs", type=float, default=None,
+                         help="drop songs quieter than this integrated loudness (LUFS)")
+        tag.add_argument("--filter_drop_fake_stereo", action="store_true",
+                         help="drop songs whose two channels carry the same signal")
 
         codec = parser.add_argument_group("codec tokens")
         codec.add_argument("--codec", default="kmeans",

@@ -40,7 +40,7 @@ def plot_record(sample: dict, path: str) -> str:
     st = labels.get("structure", {})
     words = labels.get("lyrics", {}).get("words", [])
     duration = float(rec.get("duration", 0.0)) or 1.0
-    fig, axes = plt.subplots(2, 1, figsize=(14, 6), gridspec_kw={"height_ratios": [2, 1]})
+    fig, axes = plt.subplots(3, 1, figsize=(14, 7), sharex=True, gridspec_kw={"height_ratios": [2, 0.8, 1]})
     ax = axes[0]
     if "mix.flac" in sample:
         import soundfile as sf
@@ -58,21 +58,22 @@ def plot_record(sample: dict, path: str) -> str:
                 transform=ax.get_xaxis_transform())
     for d in st.get("downbeats", []):
         ax.axvline(d, color="k", alpha=0.15, linewidth=0.6)
-    for w in words[:400]:
-        ax.text(w["start"], -0.95, w["text"], fontsize=6, rotation=90, va="bottom",
-                transform=ax.get_xaxis_transform())
+    for w in words[:600]:
+        axes[1].text(w["start"], 0.98, w["text"], fontsize=6, rotation=90, va="top")
+    axes[1].set_yticks([])
+    axes[1].set_ylabel("words", fontsize=8)
     ax.set_xlim(0, duration)
     ax.set_yticks([])
     ax.set_title(f"{rec.get('key')}  {rec.get('artist') or ''} - {rec.get('title') or ''}   "
                  f"bpm {st.get('bpm')}   {rec.get('musicality', '')}\n{rec.get('descriptions', '')}", fontsize=9)
     tokens = sample.get("tokens.npy")
     if tokens is not None:
-        axes[1].imshow(np.asarray(tokens, dtype=float), aspect="auto", interpolation="nearest", cmap="viridis",
+        axes[2].imshow(np.asarray(tokens, dtype=float), aspect="auto", interpolation="nearest", cmap="viridis",
                        extent=[0, tokens.shape[1] / 25.0, tokens.shape[0] - 0.5, -0.5])
-        axes[1].set_yticks(range(tokens.shape[0]))
-        axes[1].set_yticklabels(rec.get("tokens", {}).get("layout", ["mixed", "vocal", "accompaniment"]))
-        axes[1].set_xlim(0, duration)
-    axes[1].set_xlabel("seconds")
+        axes[2].set_yticks(range(tokens.shape[0]))
+        axes[2].set_yticklabels(rec.get("tokens", {}).get("layout", ["mixed", "vocal", "accompaniment"]))
+        axes[2].set_xlim(0, duration)
+    axes[2].set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
