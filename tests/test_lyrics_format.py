@@ -164,3 +164,14 @@ def test_phoneme_error_rate_forgives_spelling_more_than_words():
     assert wrong["per"] > 0.5 and wrong["phonemizer"].startswith("eSpeak")
     assert ipa_symbols("hˈoʊld ˈɔn") == ["h", "o", "ʊ", "l", "d", "ɔ", "n"]
     assert re.fullmatch(r"\S+", "".join(ipa_symbols("nˈaɪt")))
+
+
+def test_a_line_a_word_over_a_boundary_stays_whole():
+    sections = [{"start": 0.0, "end": 10.0, "tag": "verse"}, {"start": 10.0, "end": 20.0, "tag": "chorus"}]
+    words = [{"start": 6.0 + i, "end": 6.5 + i, "text": t} for i, t in enumerate("come home come home to".split())]
+    line = {"start": 6.0, "end": 10.5, "text": "come home come home to", "words": words}
+    out = fmt.build_gt_lyric(sections, [line], "en")
+    assert out["gt_lyric"].startswith("[verse] come home come home to")
+    half = [{"start": 7.0 + i, "end": 7.5 + i, "text": t} for i, t in enumerate("a b c d e f".split())]
+    split = fmt.build_gt_lyric(sections, [{"start": 7.0, "end": 12.5, "text": "a b c d e f", "words": half}], "en")
+    assert split["gt_lyric"] == "[verse] a b c. ; [chorus] d e f."

@@ -257,11 +257,15 @@ def _join_sentences(sentences: Sequence[str], language: str) -> str:
     return ". ".join(sentences) + "."
 
 
+LINE_KEEP_SHARE = 0.75  # a line with this share of its words in one section stays whole there
+
+
 def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: str) -> Dict[str, object]:
     """``{"gt_lyric", "gt_lyric_timed", "sections", "dropped_words"}`` from sections and lines.
 
-    Each word goes to the section holding its midpoint. A line that crosses a section
-    boundary is split there; sentence breaks are line ends and ``. ! ?`` in the text.
+    Each word goes to the section holding its midpoint, except that a line with at
+    least ``LINE_KEEP_SHARE`` of its words in one section stays whole there. A line
+    that crosses a section boundary otherwise is split there; sentence breaks are line ends and ``. ! ?`` in the text.
     A lyric-tag section (verse / chorus / bridge) that gets no words becomes intro,
     outro or inst by position; words that fall in intro / outro / inst / silence
     sections are left out of the line and counted in ``dropped_words``.
@@ -275,6 +279,11 @@ def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: st
         for w in line.get("words", []):
             mid = 0.5 * (float(w["start"]) + float(w["end"]))
             groups.setdefault(section_index(sections, mid), []).append(w)
+        total = sum(len(ws) for ws in groups.values())
+        main = max(groups, key=lambda k: len(groups[k])) if groups else None
+        if main is not None and len(groups) > 1 and len(groups[main]) >= LINE_KEEP_SHARE * total:
+            # a boundary a word or two off the line's own break: keep the line whole
+            groups = {main: [w for k in sorted(groups) for w in groups[k]]}
         for k, words in sorted(groups.items()):
             sentences = split_sentences(_join_words(words, language))
             per_section[k].extend(sentences)
