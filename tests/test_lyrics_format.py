@@ -175,3 +175,10 @@ def test_a_line_a_word_over_a_boundary_stays_whole():
     half = [{"start": 7.0 + i, "end": 7.5 + i, "text": t} for i, t in enumerate("a b c d e f".split())]
     split = fmt.build_gt_lyric(sections, [{"start": 7.0, "end": 12.5, "text": "a b c d e f", "words": half}], "en")
     assert split["gt_lyric"] == "[verse] a b c. ; [chorus] d e f."
+
+
+def test_a_song_without_words_is_intro_inst_outro():
+    sections = [{"start": 0.0, "end": 8.0, "tag": "intro-short"}, {"start": 8.0, "end": 30.0, "tag": "verse"},
+                {"start": 30.0, "end": 45.0, "tag": "chorus"}, {"start": 45.0, "end": 50.0, "tag": "verse"}]
+    out = fmt.build_gt_lyric(sections, [], "")
+    assert out["gt_lyric"] == "[intro-short] ; [inst-long] ; [inst-medium] ; [outro-short]"

@@ -196,3 +196,15 @@ def test_learned_scorer_hook_with_random_weights(tmp_path, stems):
     torch.save({"arch": "other", "state_dict": {}}, str(tmp_path / "bad.pt"))
     with pytest.raises(ValueError, match=ARCH):
         AestheticScorer(str(tmp_path / "bad.pt"))
+
+
+def test_asr_without_words_is_evidence_of_pure_music():
+    from transforms.tagging.quality import apply_asr_evidence
+
+    leaky = {"vocal_presence": 0.95, "pure_music": False}
+    assert apply_asr_evidence(dict(leaky), {"transcribed": True, "words": []})["pure_music_evidence"] == [
+        "asr_no_words"]
+    assert not apply_asr_evidence(dict(leaky), {"transcribed": True, "words": [{"text": "la"}]})["pure_music"]
+    assert not apply_asr_evidence(dict(leaky), {"transcribed": False, "words": []})["pure_music"]
+    assert apply_asr_evidence({"vocal_presence": 0.01}, None)["pure_music_evidence"] == ["vocal_stem"]
+    assert not apply_asr_evidence({"vocal_presence": None}, {"transcribed": True, "words": []})["pure_music"]

@@ -62,6 +62,7 @@ def tag_and_measure(song: Song, backend, tiers, scorer: Optional[AestheticScorer
     source = {"sample_rate": src.sample_rate, "codec": src.codec, "channels": src.channels} if src else {}
 
     measures = quality.measure_quality(mix, sr, vocals, accompaniment, source, structure.get("sections", []))
+    quality.apply_asr_evidence(measures, song.labels.get("lyrics"))
     del accompaniment
     learned = scorer.score(mix16k[0], au.ASR_RATE) if scorer is not None else None
     q_label = quality.quality_label(measures, tiers, learned)

@@ -300,8 +300,11 @@ def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: st
         else:
             sentences = per_section[k]
             if not sentences:
-                kind = ("intro" if not any(has_words[:k]) else
-                        "outro" if not any(has_words[k + 1:]) else "inst")
+                if not any(has_words):  # nobody sings: intro, instrumental body, outro
+                    kind = "intro" if k == 0 else ("outro" if k == len(sections) - 1 else "inst")
+                else:
+                    kind = ("intro" if not any(has_words[:k]) else
+                            "outro" if not any(has_words[k + 1:]) else "inst")
                 tag = f"{kind}-{duration_bucket(end - start)}"
         text = _join_sentences(sentences, language)
         plain.append(f"[{tag}] {text}" if text else f"[{tag}]")

@@ -332,6 +332,27 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
     return out
 
 
+def apply_asr_evidence(measures: dict, lyrics: Optional[dict]) -> dict:
+    """Weigh the lyrics stage's finding into ``pure_music`` (returns ``measures``, updated).
+
+    A leaky vocal stem (the weight-free separator puts 5-30 % of an
+    instrumental's energy there) reads as sung; ASR that ran over the whole
+    gated stem and kept no word at all is independent evidence that nobody
+    sings. ``pure_music_evidence`` lists what decided: "vocal_stem" and / or
+    "asr_no_words". A song is never called pure music on ASR alone when no
+    vocal stem was measured.
+    """
+    evidence = []
+    if measures.get("vocal_presence") is not None and measures["vocal_presence"] < PURE_MUSIC_MAX_PRESENCE:
+        evidence.append("vocal_stem")
+    if (lyrics and lyrics.get("transcribed") and not lyrics.get("words")
+            and measures.get("vocal_presence") is not None):
+        evidence.append("asr_no_words")
+    measures["pure_music"] = bool(evidence)
+    measures["pure_music_evidence"] = evidence
+    return measures
+
+
 # ------------------------------------------------------------------ score and tier
 def ramp(x: float, zero_at: float, one_at: float) -> float:
     """Linear 0..1 between ``zero_at`` and ``one_at`` (either order), clipped."""
