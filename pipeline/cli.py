@@ -89,6 +89,8 @@ COMMANDS = {"run": _run, "inspect": _inspect, "sample-corpus": _sample_corpus}
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Beam warns at import that Google Cloud client libraries are absent; local runs do not need them.
+    logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
     if not argv or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr)
         return 2
