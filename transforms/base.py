@@ -12,6 +12,7 @@ naming a backend never imports torch, demucs or whisper while the graph is built
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import time
@@ -196,6 +197,15 @@ def backend_choice(options: Any, prefix: str) -> Tuple[str, Dict[str, Any]]:
     name = values.get(prefix) or ""
     sub = {k: v for k, v in values.items() if k.startswith(prefix + "_")}
     return name, sub
+
+
+def file_sha256(path: str, block: int = 1 << 22) -> str:
+    """sha256 hex digest of a local file (weights checksums in provenance)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def option_values(options: Any) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from schemas.records import Dropped, Song
+from schemas.records import Dropped
 
 DUPLICATE = "duplicate"
 

@@ -23,7 +23,6 @@ codebook: the sound is very rough, as expected from 1 of EnCodec's codebooks.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from schemas.records import Provenance
 from transforms import audio as au
-from transforms.base import BackendUnavailable
+from transforms.base import BackendUnavailable, file_sha256
 from transforms.codec import CodecBackend, frames
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -47,12 +46,6 @@ def weights_file(folder: str) -> str:
     return ""
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class EncodecCodec(CodecBackend):

@@ -16,7 +16,6 @@ Options (from ``--asr_*`` flags): ``asr_model``, ``asr_device``, ``asr_language`
 
 from __future__ import annotations
 
-import hashlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,12 +25,6 @@ from transforms.base import Backend
 from transforms.lyrics.guards import Thresholds
 
 
-def file_sha256(path: str, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class AsrBackend(Backend):

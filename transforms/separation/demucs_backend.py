@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.base import BackendUnavailable
+from transforms.base import BackendUnavailable, file_sha256
 from transforms.separation.core import SeparatorBackend
 
 SOURCES = ["drums", "bass", "other", "vocals"]
@@ -41,12 +41,6 @@ HTDEMUCS_KWARGS: Dict[str, Any] = dict(
     channels=48, depth=4, dconv_mode=3, t_layers=5, bottom_channels=0, t_dropout=0.02)
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_htdemucs(**overrides: Any):

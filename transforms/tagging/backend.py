@@ -10,7 +10,6 @@ descriptors are not the backend's business: the stage merges them
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Dict
 
@@ -22,12 +21,6 @@ from transforms.base import Backend
 VERSION = "1"
 
 
-def file_sha256(path: str, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_licence(folder: str) -> str:

@@ -24,7 +24,8 @@ import numpy as np
 
 from schemas.records import Provenance
 from transforms.base import BackendUnavailable
-from transforms.tagging.backend import VERSION, TaggerBackend, file_sha256, folder_licence
+from transforms.base import file_sha256
+from transforms.tagging.backend import VERSION, TaggerBackend, folder_licence
 from transforms.tagging.metadata import load_vocabulary
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

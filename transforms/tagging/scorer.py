@@ -17,7 +17,7 @@ from typing import Any, Dict
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.tagging.backend import file_sha256
+from transforms.base import file_sha256
 
 ARCH = "songshard-aesthetic-mlp"
 DEFAULT_CONFIG = {"n_mels": 64, "hidden": 64, "sample_rate": 16000}
