@@ -60,6 +60,12 @@ def _ffprobe_codec(path: str) -> Tuple[str, str]:
         return "", ""
 
 
+def _one_line(stderr: bytes) -> str:
+    """A tool's error output on one line, temporary file names left out (they mean nothing later)."""
+    text = " ".join(stderr.decode("utf-8", errors="replace").split())
+    return re.sub(r"\S*songshard-\w+\.\w+:?\s*", "", text)
+
+
 def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]:
     """Decode with the ffmpeg command at the file's native rate and channel count."""
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
@@ -71,12 +77,12 @@ def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]
                                capture_output=True, timeout=60)
         fields = probe.stdout.decode().strip().split(",")
         if probe.returncode != 0 or len(fields) < 2 or not fields[0].isdigit():
-            raise DecodeError(f"no audio stream found ({probe.stderr.decode().strip()[-200:] or 'ffprobe'})")
+            raise DecodeError(f"no audio stream found ({_one_line(probe.stderr)[-200:] or 'ffprobe'})")
         sr, channels = int(fields[0]), int(fields[1])
         proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", tmp.name, "-map", "0:a:0",
                                "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"], capture_output=True, timeout=3600)
         if proc.returncode != 0 and not proc.stdout:
-            raise DecodeError(f"ffmpeg could not decode: {proc.stderr.decode().strip()[-300:]}")
+            raise DecodeError(f"ffmpeg could not decode: {_one_line(proc.stderr)[-300:]}")
         audio = np.frombuffer(proc.stdout, dtype="<f4")
         audio = audio[: len(audio) // channels * channels].reshape(-1, channels).T.copy()
         return audio, sr, container, codec
