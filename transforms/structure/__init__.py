@@ -10,4 +10,5 @@ stage maps them to the training side's tags (``sections.to_training_tag``).
 from transforms.base import register_backend
 
 register_backend("structure", "dsp", "transforms.structure.dsp:DspStructure")
+register_backend("structure", "madmom", "transforms.structure.madmom_backend:MadmomStructure")
 register_backend("structure", "allin1", "transforms.structure.allin1_backend:AllInOneStructure")
