@@ -26,6 +26,8 @@ import re
 import unicodedata
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from transforms.structure.sections import bucket  # one definition of the duration buckets
+
 FRAME_RATE = 25  # codec frames per second (FORMATS.md)
 LYRIC_TAGS = ("verse", "chorus", "bridge")
 NO_WORD_KINDS = ("intro", "outro", "inst", "silence")
@@ -176,11 +178,6 @@ def clean_reference_lines(lines: Iterable[str]) -> List[str]:
 
 # ---- sections ---------------------------------------------------------------------------
 
-def duration_bucket(seconds: float) -> str:
-    """short (< 10 s), medium (10-20 s), long (> 20 s)."""
-    return "short" if seconds < 10.0 else ("medium" if seconds <= 20.0 else "long")
-
-
 def tag_kind(tag: str) -> str:
     """``"intro-short"`` -> ``"intro"``; ``"verse"`` -> ``"verse"``."""
     return (tag or "").split("-")[0]
@@ -192,7 +189,7 @@ def section_tag(section: dict) -> str:
         return str(section["tag"])
     kind = LABEL_KIND.get(str(section.get("label", "")).lower(), "verse")
     if kind in ("intro", "outro", "inst"):
-        return f"{kind}-{duration_bucket(float(section['end']) - float(section['start']))}"
+        return f"{kind}-{bucket(float(section['end']) - float(section['start']))}"
     return kind
 
 
@@ -211,21 +208,21 @@ def sections_from_activity(regions: Sequence[Tuple[float, float]], duration: flo
             spans.append([start, end])
     if not spans:
         return [{"start": 0.0, "end": round(duration, 3), "label": "inst",
-                 "tag": f"inst-{duration_bucket(duration)}"}] if duration > 0 else []
+                 "tag": f"inst-{bucket(duration)}"}] if duration > 0 else []
     sections, cursor = [], 0.0
     for k, (start, end) in enumerate(spans):
         start, end = max(0.0, start), min(duration, end) if duration > 0 else end
         if start - cursor >= 0.5:
             kind = "intro" if k == 0 else "inst"
             sections.append({"start": round(cursor, 3), "end": round(start, 3), "label": kind,
-                             "tag": f"{kind}-{duration_bucket(start - cursor)}"})
+                             "tag": f"{kind}-{bucket(start - cursor)}"})
         else:
             start = cursor
         sections.append({"start": round(start, 3), "end": round(end, 3), "label": "verse", "tag": "verse"})
         cursor = end
     if duration - cursor >= 0.5:
         sections.append({"start": round(cursor, 3), "end": round(duration, 3), "label": "outro",
-                         "tag": f"outro-{duration_bucket(duration - cursor)}"})
+                         "tag": f"outro-{bucket(duration - cursor)}"})
     elif sections:
         sections[-1]["end"] = round(max(duration, cursor), 3)
     return sections
@@ -305,7 +302,7 @@ def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: st
                 else:
                     kind = ("intro" if not any(has_words[:k]) else
                             "outro" if not any(has_words[k + 1:]) else "inst")
-                tag = f"{kind}-{duration_bucket(end - start)}"
+                tag = f"{kind}-{bucket(end - start)}"
         text = _join_sentences(sentences, language)
         plain.append(f"[{tag}] {text}" if text else f"[{tag}]")
         timed.append(f"[{tag}][{start:.2f}:{end:.2f}]{text}")
