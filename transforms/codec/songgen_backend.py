@@ -34,7 +34,7 @@ from typing import Dict
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.base import BackendUnavailable
+from transforms.base import BackendUnavailable, file_sha256
 from transforms.codec import CodecBackend, frames
 
 TOKENIZER_MODULE = "codeclm.tokenizer.audio_tokenizer"
@@ -88,11 +88,7 @@ def _sha256_files(paths) -> str:
     """sha256 over the named files' sha256 digests, in order (one figure for a multi-file checkpoint)."""
     outer = hashlib.sha256()
     for path in paths:
-        inner = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(inner.hexdigest().encode())
+        outer.update(file_sha256(path).encode())
     return outer.hexdigest()
 
 

@@ -41,6 +41,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transforms.audio import as_2d
+
 TIER_NAMES = ("very-high", "high", "medium", "low", "very-low")
 DEFAULT_TIERS = (0.85, 0.7, 0.5, 0.3)
 LOUDNESS_FLOOR = -70.0  # BS.1770's absolute gate: anything quieter reads as -70 LUFS
@@ -70,11 +72,6 @@ STEREO_WEIGHT, FAKE_STEREO_SCORE = 0.5, 0.5
 
 
 # ------------------------------------------------------------------ measures
-def _2d(audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio[None, :] if audio.ndim == 1 else audio
-
-
 def _db(power: float, floor: float = -200.0) -> float:
     return 10.0 * math.log10(power) if power > 0 else floor
 
@@ -83,7 +80,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """BS.1770-4 integrated loudness in LUFS (pyloudnorm), floored at -70 (silence, < 0.4 s)."""
     import pyloudnorm
 
-    audio = _2d(audio)
+    audio = as_2d(audio)
     if audio.shape[1] < int(0.4 * sample_rate) + 1:
         return LOUDNESS_FLOOR
     value = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
@@ -94,7 +91,7 @@ def true_peak_dbfs(audio: np.ndarray, oversample: int = 4, block: int = 1 << 20,
     """Peak of the 4x oversampled signal in dBFS (dBTP), block by block to bound memory."""
     from scipy.signal import resample_poly
 
-    audio = _2d(audio)
+    audio = as_2d(audio)
     peak = 0.0
     n = audio.shape[1]
     for ch in audio:
@@ -115,7 +112,7 @@ def clipping_ratio(audio: np.ndarray) -> float:
     ``CLIP_PLATEAU`` or more equal samples at >= 99.9 % of the peak. Near-silent
     audio (peak < 0.05) has no clipping by definition.
     """
-    audio = _2d(audio)
+    audio = as_2d(audio)
     if audio.size == 0:
         return 0.0
     mag = np.abs(audio)
@@ -145,7 +142,7 @@ def long_term_spectrum(audio: np.ndarray, sample_rate: int, nperseg: int = 4096)
     """(frequencies, power in dB) of the mono mixdown's long-term average spectrum (Welch)."""
     from scipy.signal import welch
 
-    mono = _2d(audio).mean(axis=0)
+    mono = as_2d(audio).mean(axis=0)
     if mono.size < nperseg:
         mono = np.pad(mono, (0, nperseg - mono.size))
     freqs, power = welch(mono, fs=sample_rate, nperseg=nperseg, noverlap=nperseg // 2)
@@ -183,13 +180,13 @@ def silence_ratio(audio: np.ndarray, sample_rate: int, threshold_db: float = SIL
 
 def dc_offset(audio: np.ndarray) -> float:
     """Largest absolute channel mean."""
-    audio = _2d(audio)
+    audio = as_2d(audio)
     return float(np.max(np.abs(audio.mean(axis=1, dtype=np.float64)))) if audio.size else 0.0
 
 
 def stereo_measures(audio: np.ndarray) -> Dict[str, float]:
     """Side / mid energy ("stereo_width"), the channels' correlation, and the fake-stereo flag."""
-    audio = _2d(audio).astype(np.float64)
+    audio = as_2d(audio).astype(np.float64)
     if audio.shape[0] < 2:
         return {"stereo_width": 0.0, "stereo_correlation": 1.0, "fake_stereo": True}
     left, right = audio[0], audio[1]
@@ -233,8 +230,8 @@ def stem_overlap(vocals: np.ndarray, accompaniment: np.ndarray, sample_rate: int
     """
     import librosa
 
-    v = _2d(vocals).mean(axis=0)
-    a = _2d(accompaniment).mean(axis=0)
+    v = as_2d(vocals).mean(axis=0)
+    a = as_2d(accompaniment).mean(axis=0)
     n = min(v.size, a.size)
     keep = int(max_seconds * sample_rate)
     start = max(0, (n - keep) // 2)
@@ -268,7 +265,7 @@ def section_leakage_db(vocals: np.ndarray, sample_rate: int, sections: Sequence[
     Around -30 dB or lower for clean stems; near 0 when the vocal stem carries the
     band through the intro and the outro. None without at least ``min_seconds`` of each.
     """
-    mono = _2d(vocals).mean(axis=0).astype(np.float64)
+    mono = as_2d(vocals).mean(axis=0).astype(np.float64)
     energy = {"vocal": [0.0, 0], "instrumental": [0.0, 0]}
     for sec in sections or []:
         kind = _section_kind(sec)
@@ -297,7 +294,7 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
     never called pure music without evidence.
     """
     source = source or {}
-    mix = _2d(mix)
+    mix = as_2d(mix)
     out: Dict[str, Any] = {
         "loudness_lufs": round(integrated_loudness(mix, sample_rate), 2),
         "true_peak_dbfs": true_peak_dbfs(mix),
@@ -320,7 +317,7 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
         "bandwidth_ratio": round(out["bandwidth_hz"] / nyquist, 4) if nyquist > 0 else 0.0,
     })
     if vocals is not None:
-        vocals = _2d(vocals)
+        vocals = as_2d(vocals)
         out["vocal_presence"] = round(vocal_presence(vocals, mix, sample_rate), 4)
         out["pure_music"] = bool(out["vocal_presence"] < PURE_MUSIC_MAX_PRESENCE)
         out["vocal_leakage_db"] = section_leakage_db(vocals, sample_rate, sections)
