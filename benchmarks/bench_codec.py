@@ -55,7 +55,7 @@ def make_song(path: str, seconds: float) -> None:
 def _song(path: str):
     import numpy as np
 
-    from transforms.codec import frames
+    from transforms.tokens import frames
 
     with np.load(path) as z:
         return frames.fit_streams({k: z[k] for k in ("mixed", "vocal", "accompaniment")})
@@ -88,7 +88,7 @@ class RssSampler(threading.Thread):
 
 
 def _stage_work(backend, streams) -> dict:
-    from transforms.codec import frames
+    from transforms.tokens import frames
 
     seconds = streams["mixed"].shape[-1] / frames.SAMPLE_RATE
     start, end = frames.prompt_window(seconds)
@@ -111,8 +111,8 @@ def _stage_work(backend, streams) -> dict:
 def one(name: str, args) -> dict:
     import numpy as np
 
-    import transforms.codec  # noqa: F401 - registers backends
-    from transforms.base import BackendUnavailable, make_backend
+    from transforms.core.stage import BackendUnavailable
+    from transforms.tokens import EncodeTokens
 
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -120,7 +120,7 @@ def one(name: str, args) -> dict:
     tmp = tempfile.mkdtemp(prefix="bench-codec-")
     result = {"backend": name}
     if name.startswith("kmeans"):
-        from transforms.codec import kmeans
+        from transforms.tokens import kmeans
 
         t = time.perf_counter()
         feats = np.concatenate([kmeans.logmel(v) for v in streams.values()])
@@ -135,7 +135,7 @@ def one(name: str, args) -> dict:
             centroids = centroids + rng.normal(0, 0.5, centroids.shape).astype(np.float32)
         uri = os.path.join(tmp, "codebook.npz")
         kmeans.save_codebook(uri, centroids, feats.shape[0])
-        backend = make_backend("tokens", "kmeans", {"codec_weights": uri})
+        backend = EncodeTokens.make_backend("kmeans", {"weights": uri})
         result["codebook_size"] = int(centroids.shape[0])
     elif name == "encodec":
         import torch
@@ -143,13 +143,13 @@ def one(name: str, args) -> dict:
 
         torch.manual_seed(0)
         transformers.EncodecModel(transformers.EncodecConfig()).save_pretrained(os.path.join(tmp, "encodec"))
-        backend = make_backend("tokens", "encodec", {"codec_weights": os.path.join(tmp, "encodec"),
-                                                     "codec_threads": args.threads})
+        backend = EncodeTokens.make_backend("encodec", {"weights": os.path.join(tmp, "encodec"),
+                                                     "threads": args.threads})
         result["weights"] = "random init, EnCodec 24 kHz architecture (14.9 M parameters)"
     elif name == "songgen":
-        backend = make_backend("tokens", "songgen", {"codec_weights": args.songgen_weights,
-                                                     "codec_code_dir": args.songgen_code,
-                                                     "codec_threads": args.threads})
+        backend = EncodeTokens.make_backend("songgen", {"weights": args.songgen_weights,
+                                                     "code_dir": args.songgen_code,
+                                                     "threads": args.threads})
     else:
         raise SystemExit(f"unknown backend {name}")
     try:

@@ -1,6 +1,6 @@
 """Lyrics stage benchmark: WER against known lyrics and real-time factor, per ASR backend.
 
-Runs the stage's own path (``transforms.transcribe.lyrics_label``: vocal gate,
+Runs the stage's own path (``transforms.lyrics.stage.lyrics_label``: vocal gate,
 language vote, guarded decoding, formatting) on
 
 * the sample corpus (``pipeline.sample_corpus.make_sample_corpus``, or an existing
@@ -35,10 +35,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transforms import audio as au  # noqa: E402
-from transforms.base import BackendUnavailable, make_backend  # noqa: E402
+from transforms.core import audio as au  # noqa: E402
+from transforms.core.stage import BackendUnavailable  # noqa: E402
+from transforms.lyrics import TranscribeLyrics  # noqa: E402
 from transforms.lyrics.align import normalize_text, word_error_rate  # noqa: E402
-from transforms.transcribe import lyrics_label  # noqa: E402
+from transforms.lyrics.stage import lyrics_label  # noqa: E402
 
 LINES = [
     "the night is young and we run along the river",
@@ -186,14 +187,14 @@ def main(argv=None) -> None:
 
     backends = [("faster-whisper (embedded base, int8)", "faster-whisper", {})]
     if args.whisper_model:
-        backends.append((f"whisper ({args.whisper_model})", "whisper", {"asr_model": args.whisper_model}))
+        backends.append((f"whisper ({args.whisper_model})", "whisper", {"model": args.whisper_model}))
     if args.whisper_random:
         path = random_whisper_checkpoint(os.path.join(work, "random-tiny.pt"))
         backends.append(("whisper (random tiny dims; speed only)", "whisper",
-                         {"asr_model": path, "asr_sample_len": 64}))
+                         {"model": path, "sample_len": 64}))
     rows = []
     for label, name, opts in backends:
-        backend = make_backend("lyrics", name, {"asr_threads": args.threads, **opts})
+        backend = TranscribeLyrics.make_backend(name, {"threads": args.threads, **opts})
         try:
             backend.check()
         except BackendUnavailable as exc:

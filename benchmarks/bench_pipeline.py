@@ -4,7 +4,7 @@
 
 Generates the sample corpus when DIR does not hold one, runs the default job
 (DirectRunner, in-process) into a fresh OUT and prints the figures. Extra flags
-after ``--`` go to ``songshard run`` (e.g. ``-- --separator demucs ...``).
+after ``--`` go to ``songshard run`` (e.g. ``-- --separate demucs ...``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def write_song(path: str, seconds: float, seed: int = 0) -> str:
     """A synthetic song (beat, bass, vibrato voice) written block by block to a work-dir file."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from conftest import synth_mix
-    from transforms.separation.stream import AudioWriter
+    from transforms.separate.stream import AudioWriter
 
     block_s = 12.0
     n = int(seconds * SR)
@@ -59,7 +59,7 @@ def write_song(path: str, seconds: float, seed: int = 0) -> str:
 def make_weights(kind: str, folder: str) -> str:
     import torch
 
-    from transforms.separation import demucs_backend as db
+    from transforms.separate import demucs_backend as db
 
     torch.manual_seed(0)
     model = db.build_htdemucs() if kind == "htdemucs" else db.build_htdemucs(channels=8, t_layers=1, dconv_comp=4)
@@ -67,18 +67,17 @@ def make_weights(kind: str, folder: str) -> str:
 
 
 def backend_for(name: str, weights: str | None):
-    from transforms.base import make_backend
-    import transforms.separation  # noqa: F401
+    from transforms.separate import SeparateStems
 
-    opts = {} if name == "dsp" else {"separator_weights": weights}
-    backend = make_backend("separate", name, opts)
+    opts = {} if name == "dsp" else {"weights": weights}
+    backend = SeparateStems.make_backend(name, opts)
     backend.check()
     backend.load()
     return backend
 
 
 def time_stage(backend, mix_uri: str, work: str) -> float:
-    from transforms.separate import separate_song
+    from transforms.separate.stage import separate_song
 
     start = time.perf_counter()
     separate_song(backend, mix_uri, work, "bench")
@@ -90,8 +89,8 @@ def time_apply_model(backend, mix_uri: str) -> float:
     import torch
     from demucs.apply import apply_model
 
-    from transforms import audio as au
-    from transforms import workdir
+    from transforms.core import audio as au
+    from transforms.core import workdir
 
     mix, sr = workdir.load_audio(mix_uri)
     start = time.perf_counter()
@@ -106,7 +105,7 @@ def time_apply_model(backend, mix_uri: str) -> float:
 def compute_tables(args) -> None:
     import torch
 
-    from transforms.separation.overlap import chunk_starts
+    from transforms.separate.overlap import chunk_starts
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +155,7 @@ def memory_child(model: str, minutes: float, threads: int, weights_dir: str) -> 
     import torch
 
     torch.set_num_threads(threads)
-    from transforms.separate import separate_song
+    from transforms.separate.stage import separate_song
 
     with tempfile.TemporaryDirectory(dir=weights_dir) as tmp:
         mix_uri = write_song(os.path.join(tmp, "mix.npz"), minutes * 60.0)

@@ -4,17 +4,17 @@ For every corpus song the mix is decoded the way the pipeline does (48 kHz stere
 then altered: low-passed at 4 kHz (a low-bit-rate source), clipped (8x gain into
 full scale), quieted (-30 dB), made mono, and with the vocals removed (the mix is
 the true accompaniment). Each copy goes through the stage's own function
-(``transforms.tag_songs.tag_and_measure``) with stems from the corpus's true stems
-(``--separator truth``, isolating this stage) or from a separator backend run on the
-altered mix (``--separator dsp``). The structure label is the corpus's ground truth
+(``transforms.tags.stage.tag_song`` then ``transforms.quality.stage.measure_song``) with stems from the corpus's true stems
+(``--separate truth``, isolating this stage) or from a separator backend run on the
+altered mix (``--separate dsp``). The structure label is the corpus's ground truth
 (bpm and sections), standing in for the structure stage.
 
 Prints one table row per (song, copy) with the measures, score, tier and flags;
 then whether each measure moved the expected way on every song; then the tags
 against the ground truth (gender, genre, bpm, key) and the stage's time per song.
 
-    python benchmarks/eval_quality.py [CORPUS_DIR] [--separator truth|dsp] [--variants a,b]
-        [--tagger clap --tagger_weights DIR]
+    python benchmarks/eval_quality.py [CORPUS_DIR] [--separate truth|dsp] [--variants a,b]
+        [--tags clap --tags_weights DIR]
 
 A missing corpus is written first with ``pipeline.sample_corpus.make_sample_corpus``.
 """
@@ -33,12 +33,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from schemas.records import Song, SourceInfo  # noqa: E402
-from transforms import audio as au  # noqa: E402
-from transforms import workdir  # noqa: E402
-from transforms.base import make_backend  # noqa: E402
-from transforms.tag_songs import tag_and_measure  # noqa: E402
-from transforms.tagging.metadata import map_text  # noqa: E402
-from transforms.tagging.quality import DEFAULT_TIERS, TIER_NAMES, tier_name  # noqa: E402
+from transforms.core import audio as au  # noqa: E402
+from transforms.core import workdir  # noqa: E402
+from transforms.core.tiers import DEFAULT_THRESHOLDS  # noqa: E402
+from transforms.quality.stage import measure_song  # noqa: E402
+from transforms.separate import SeparateStems  # noqa: E402
+from transforms.tags import TagSongs  # noqa: E402
+from transforms.tags.stage import tag_song  # noqa: E402
+from transforms.tags.metadata import map_text  # noqa: E402
+from transforms.core.tiers import TIER_NAMES, tier_name  # noqa: E402
 
 SR = au.CODEC_RATE
 VARIANTS = ("original", "lowpass", "clipped", "quiet", "mono", "no_vocals")
@@ -113,7 +116,7 @@ def make_song(work: str, sid: str, mix, voc, acc, src: SourceInfo, info: dict, s
         song.audio["vocals"] = workdir.save_audio(workdir.song_uri(work, sid, "vocals"), voc, SR)
         song.audio["accompaniment"] = workdir.save_audio(workdir.song_uri(work, sid, "accompaniment"), acc, SR)
     else:
-        from transforms.separate import separate_song
+        from transforms.separate.stage import separate_song
 
         uris, _ = separate_song(separator, song.audio["mix"], work, sid)
         song.audio.update(uris)
@@ -132,31 +135,29 @@ def fmt(v, spec=".3g"):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("corpus", nargs="?", default=os.path.join(tempfile.gettempdir(), "songshard_corpus"))
-    p.add_argument("--separator", default="truth", help="truth (the corpus's true stems) | dsp | demucs")
+    p.add_argument("--separate", default="truth", help="truth (the corpus's true stems) | dsp | demucs")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--tagger", default="dsp", help="dsp | clap (then --tagger_weights)")
-    p.add_argument("--tagger_weights", default=None)
+    p.add_argument("--tags", default="dsp", help="dsp | clap (then --tags_weights)")
+    p.add_argument("--tags_weights", default=None)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     truth = load_corpus(args.corpus)
     variants = [v for v in args.variants.split(",") if v]
-    tagger = make_backend("tags", args.tagger, {"tagger_weights": args.tagger_weights})
+    tagger = TagSongs.make_backend(args.tags, {"weights": args.tags_weights})
     tagger.check()
     tagger.load()
     separator = None
-    if args.separator != "truth":
-        import transforms.separation  # noqa: F401
-
-        separator = make_backend("separate", args.separator, {})
+    if args.separate != "truth":
+        separator = SeparateStems.make_backend(args.separate, {})
         separator.load()
     rows, tags_rows, times = {}, [], []
     cols = ("loudness_lufs", "true_peak_dbfs", "clipping_ratio", "bandwidth_hz", "silence_ratio", "stereo_width",
             "fake_stereo", "vocal_presence", "pure_music", "vocal_leakage_db", "stem_overlap", "musicality_score")
     heads = ("LUFS", "TP dB", "clip", "BW Hz", "silence", "width", "fake", "vocal", "pure", "leak dB", "overlap",
              "score")
-    print(f"corpus {args.corpus}: {len(truth['songs'])} songs; stems: {args.separator}; tagger: {args.tagger}; "
-          f"tiers {DEFAULT_TIERS}")
+    print(f"corpus {args.corpus}: {len(truth['songs'])} songs; stems: {args.separate}; tagger: {args.tags}; "
+          f"tiers {DEFAULT_THRESHOLDS}")
     print(f"{'song':<18} {'copy':<10} " + " ".join(f"{h:>8}" for h in heads) + "  tier")
     with tempfile.TemporaryDirectory() as work:
         for name, info in sorted(truth["songs"].items()):
@@ -171,7 +172,10 @@ def main(argv=None) -> int:
                 m, v, a = altered(variant, mix, voc, acc)
                 song = make_song(work, f"{name}_{variant}", m, v, a, src, info, separator)
                 start = time.time()
-                tags, q = tag_and_measure(song, tagger, DEFAULT_TIERS)
+                tags = tag_song(song, tagger)
+                song.set_label("tags", tags)
+                q = measure_song(song, DEFAULT_THRESHOLDS)
+                q["vocal_presence"] = tags["vocals"]["stem_presence"]
                 times.append((time.time() - start, song.duration))
                 rows[(name, variant)] = q
                 print(f"{name[:18]:<18} {variant:<10} " + " ".join(f"{fmt(q[c]):>8}" for c in cols)

@@ -25,8 +25,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from transforms import audio as au  # noqa: E402
-from transforms.separation.metrics import sdr, si_sdr  # noqa: E402
+from transforms.core import audio as au  # noqa: E402
+from transforms.separate.metrics import sdr, si_sdr  # noqa: E402
 
 SR = au.CODEC_RATE
 
@@ -81,13 +81,13 @@ def find_corpus(args) -> str | None:
 
 
 def backends(args):
-    import transforms.separation  # noqa: F401 - registers the backends
-    from transforms.base import BackendUnavailable, make_backend
+    from transforms.core.stage import BackendUnavailable
+    from transforms.separate import SeparateStems
 
     found = []
     for name in args.backends.split(","):
-        opts = {"separator_weights": args.demucs_weights} if name == "demucs" and args.demucs_weights else {}
-        backend = make_backend("separate", name, opts)
+        opts = {"weights": args.demucs_weights} if name == "demucs" and args.demucs_weights else {}
+        backend = SeparateStems.make_backend(name, opts)
         try:
             backend.check()
         except BackendUnavailable as exc:

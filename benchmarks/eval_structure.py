@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from transforms import audio as au  # noqa: E402
+from transforms.core import audio as au  # noqa: E402
 
 
 def beat_f_measure(est, ref, window=0.07) -> float:
@@ -84,10 +84,11 @@ def main(argv=None) -> int:
     import soundfile as sf
 
     from pipeline.sample_corpus import make_sample_corpus
-    from transforms.analyze_structure import structure_label
+    from transforms.structure.stage import structure_label
     from transforms.decode import decode_bytes
-    from transforms.separation.dsp import DspSeparator
-    from transforms.base import BackendUnavailable, make_backend
+    from transforms.separate.dsp import DspSeparator
+    from transforms.core.stage import BackendUnavailable
+    from transforms.structure import AnalyzeStructure
 
     truth_path = os.path.join(args.corpus, "ground_truth.json")
     if not os.path.exists(truth_path):
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     truth = json.load(open(truth_path))
     analysers = {}
     for name in args.backends.split(","):
-        backend = make_backend("structure", name.strip(), {})
+        backend = AnalyzeStructure.make_backend(name.strip(), {})
         try:
             backend.check()
         except BackendUnavailable as e:

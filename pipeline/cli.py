@@ -30,7 +30,7 @@ def _run(argv: List[str]) -> int:
         print("\nAny Apache Beam pipeline option is accepted too (--runner, --direct_num_workers, ...).")
         return 0
     from pipeline.run import run
-    from transforms.base import BackendUnavailable
+    from transforms.core.stage import BackendUnavailable
 
     try:
         run(argv)

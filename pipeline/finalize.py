@@ -15,24 +15,33 @@ import re
 from collections import Counter
 from typing import Dict, List
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.arrow import rows_to_table, table_to_rows
-from transforms import workdir
+from transforms.core import workdir
 
 SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<n>\d{6})\.tar$")
 
 
-def _list(pattern: str) -> List[str]:
+def list_uris(pattern: str) -> List[str]:
+    """Sorted URIs matching ``pattern``; [] when nothing matches or the folder does not exist yet.
+
+    Any other listing error (permissions, a transient storage failure) is raised:
+    read as an empty OUT, it would make a resume renumber shards from 000000.
+    """
     try:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # noqa: BLE001 - a folder that does not exist yet holds nothing
-        return []
+    except BeamIOError:
+        folder = pattern.rsplit("/", 1)[0] if "/" in pattern else "."
+        if "*" not in folder and not FileSystems.exists(folder):
+            return []
+        raise
 
 
 def read_jsonl(pattern: str) -> List[dict]:
     records = []
-    for uri in _list(pattern):
+    for uri in list_uris(pattern):
         for line in workdir.read_bytes(uri).decode("utf-8").splitlines():
             if line.strip():
                 records.append(json.loads(line))
@@ -42,7 +51,7 @@ def read_jsonl(pattern: str) -> List[dict]:
 def next_shard_numbers(output: str) -> Dict[str, int]:
     """{split: first free shard number} from the shards already in OUT."""
     nxt: Dict[str, int] = {}
-    for uri in _list(FileSystems.join(output, "*.tar")):
+    for uri in list_uris(FileSystems.join(output, "*.tar")):
         m = SHARD_NAME.match(uri.rsplit("/", 1)[-1])
         if m:
             nxt[m["split"]] = max(nxt.get(m["split"], 0), int(m["n"]) + 1)
@@ -87,7 +96,7 @@ def read_index(output: str):
 
     from schemas.arrow import index_schema
 
-    tables = [pq.read_table(io.BytesIO(workdir.read_bytes(u))) for u in _list(FileSystems.join(output, "index", "*.parquet"))]
+    tables = [pq.read_table(io.BytesIO(workdir.read_bytes(u))) for u in list_uris(FileSystems.join(output, "index", "*.parquet"))]
     return pa.concat_tables(tables) if tables else index_schema().empty_table()
 
 
@@ -101,6 +110,7 @@ def summarise(run: dict, songs_in: int, skipped: int, published: List[dict], fai
     drop_reasons = Counter(r.split(":")[0] for d in dropped for r in d.get("reasons", []))
     return {
         "run_id": run["run_id"],
+        "config_sha256": run.get("config_sha256", ""),
         "songs_in": songs_in,
         "songs_skipped_already_done": skipped,
         "records_out": len(rows),

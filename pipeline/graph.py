@@ -1,9 +1,11 @@
-"""The songshard graph: discover -> decode -> separate -> structure -> lyrics -> tags &
-quality -> codec tokens -> filter -> split -> shard, composed from ``transforms/``.
+"""The songshard graph, composed from ``transforms/``: the ordered list of stages and its wiring.
 
-Adding a stage is one entry in :func:`label_stages` (plus its file, its options
-group and its test file). Every stage's failures are flattened into one
-dead-letter collection; every drop into one filtered collection.
+    read -> decode -> dedupe -> duration filter -> separate -> structure -> lyrics
+         -> tags -> quality -> tokens -> filter -> split -> shard
+
+Adding a model stage is one package in ``transforms/`` and one line in
+``MODEL_STAGES`` (plus its test file). Every stage's failures are flattened into
+one dead-letter collection; every drop into one filtered collection.
 """
 
 from __future__ import annotations
@@ -16,44 +18,33 @@ import apache_beam as beam
 
 from pipeline.progress import MarkDone
 from schemas.records import Song
-from transforms.base import check_backend
 from transforms.decode import DecodeAudio
 from transforms.dedupe import DropDuplicates
-from transforms.filter_songs import FilterSongs
+from transforms.filter import FilterSongs
+from transforms.lyrics import TranscribeLyrics
+from transforms.quality import MeasureQuality
+from transforms.separate import SeparateStems
 from transforms.shard import WriteShards
-from transforms.split import AssignSplit
+from transforms.split import AssignSplit, fractions
+from transforms.structure import AnalyzeStructure
+from transforms.tags import TagSongs
+from transforms.tokens import EncodeTokens
+
+# The model stages, in graph order: each takes songs and returns (songs, dead letters).
+MODEL_STAGES: List[type] = [
+    SeparateStems,
+    AnalyzeStructure,
+    TranscribeLyrics,
+    TagSongs,
+    MeasureQuality,
+    EncodeTokens,
+]
 
 
-def label_stages() -> List[tuple]:
-    """(label, PTransform class) of the model stages, in graph order."""
-    from transforms.analyze_structure import AnalyzeStructure
-    from transforms.encode_tokens import EncodeTokens
-    from transforms.separate import SeparateStems
-    from transforms.tag_songs import TagSongs
-    from transforms.transcribe import TranscribeLyrics
-
-    return [
-        ("Separate", SeparateStems),
-        ("Structure", AnalyzeStructure),
-        ("Lyrics", TranscribeLyrics),
-        ("TagsAndQuality", TagSongs),
-        ("CodecTokens", EncodeTokens),
-    ]
-
-
-def check_backends(options: Any, stages: Sequence[tuple]) -> dict:
-    """Start-up check of every stage's backend in the driver; {stage: provenance dict}.
-
-    Raises BackendUnavailable (with the backend's own message) before any song is read.
-    """
-    from transforms.base import backend_choice
-
-    found = {}
-    for _, transform in stages:
-        name, opts = backend_choice(options, transform.backend_option)
-        if name:
-            found[transform.fn_class.stage] = check_backend(transform.fn_class.stage, name, opts).to_dict()
-    return found
+def configurable_stages(model_stages: Sequence[type] | None = None) -> List[type]:
+    """Every stage with flags of its own, in graph order."""
+    return [DecodeAudio, *(MODEL_STAGES if model_stages is None else model_stages), FilterSongs, AssignSplit,
+            WriteShards]
 
 
 @dataclass
@@ -67,42 +58,42 @@ def _json_line(record) -> str:
     return json.dumps(record.to_dict(), sort_keys=True, default=str)
 
 
-def build(p: beam.Pipeline, options: Any, uris: Sequence[str], run: dict, paths: dict,
-          stages: Sequence[tuple] | None = None, skip_uris=(), skip_ids=()) -> GraphOutputs:
+def _write_jsonl(pcoll, label: str, prefix: str) -> None:
+    _ = (pcoll | f"{label}Json" >> beam.Map(_json_line)
+         | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", skip_if_empty=True))
+
+
+def build(p: beam.Pipeline, config, context, uris: Sequence[str], paths: dict, skip_uris=(), skip_ids=()) -> GraphOutputs:
     """Compose the graph on ``p`` for ``uris``; returns the shard-info, failure and drop collections.
 
-    ``paths`` holds ``tmp`` (temporary shards and index parts), ``failures``,
-    ``filtered`` (file prefixes for JSONL) and ``progress`` (marker folder).
+    ``config`` is the run's :class:`pipeline.config.RunConfig` (its ``model_stages``
+    are the stages wired in), ``context`` its RunContext; ``paths`` holds ``tmp``
+    (temporary shards and index parts), ``manifest``, ``failures``, ``filtered``
+    (file prefixes for JSONL) and ``progress`` (marker folder).
     """
-    stages = label_stages() if stages is None else stages
     songs = (p
              | "ListSongs" >> beam.Create([Song(uri=u) for u in uris])
              | "Spread" >> beam.Reshuffle())
-    songs, decode_failed = songs | "Decode" >> DecodeAudio(
-        options, skip_uris=frozenset(skip_uris), skip_ids=frozenset(skip_ids))
-    songs, duplicates = songs | "Dedupe" >> DropDuplicates()
-    songs, too_long_or_short = songs | "FilterDuration" >> FilterSongs(options, rules=("duration",))
+    songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, skip_uris, skip_ids)
+    songs, duplicates = songs | "dedupe" >> DropDuplicates()
+    songs, too_long_or_short = songs | "filter_duration" >> FilterSongs(config.stage("filter"), rules=("duration",))
     failures = [decode_failed]
-    for label, transform in stages:
-        songs, failed = songs | label >> transform(options)
+    for stage in config.model_stages:
+        songs, failed = songs | stage.stage >> stage(config.stage(stage.stage), context)
         failures.append(failed)
-    songs, filtered = songs | "Filter" >> FilterSongs(options, rules=("language", "quality"))
+    songs, filtered = songs | "filter" >> FilterSongs(config.stage("filter"), rules=("language", "quality"))
     songs = (songs
-             | "Split" >> AssignSplit(options)
-             | "MarkOk" >> beam.ParDo(MarkDone(paths["progress"], "ok")))
-    shards = songs | "Shard" >> WriteShards(paths["tmp"], run, options, expected_songs=len(uris))
+             | "split" >> AssignSplit(config.stage("split"))
+             | "mark_ok" >> beam.ParDo(MarkDone(paths["progress"], "ok")))
+    shards = songs | "shard" >> WriteShards(config.stage("shard"), paths["tmp"], context.sample_run(),
+                                             fractions(config.stage("split")), expected_songs=len(uris))
 
-    all_failed = (failures | "FlattenFailures" >> beam.Flatten()
-                  | "MarkFailed" >> beam.ParDo(MarkDone(paths["progress"], "failed")))
-    all_dropped = ((duplicates, too_long_or_short, filtered) | "FlattenDropped" >> beam.Flatten()
-                   | "MarkDropped" >> beam.ParDo(MarkDone(paths["progress"], "dropped")))
-    _ = (all_failed | "FailureJson" >> beam.Map(_json_line)
-         | "WriteFailures" >> beam.io.WriteToText(paths["failures"], file_name_suffix=".jsonl",
-                                                  skip_if_empty=True))
-    _ = (all_dropped | "DroppedJson" >> beam.Map(_json_line)
-         | "WriteDropped" >> beam.io.WriteToText(paths["filtered"], file_name_suffix=".jsonl",
-                                                 skip_if_empty=True))
+    all_failed = (failures | "flatten_failures" >> beam.Flatten()
+                  | "mark_failed" >> beam.ParDo(MarkDone(paths["progress"], "failed")))
+    all_dropped = ((duplicates, too_long_or_short, filtered) | "flatten_dropped" >> beam.Flatten()
+                   | "mark_dropped" >> beam.ParDo(MarkDone(paths["progress"], "dropped")))
+    _write_jsonl(all_failed, "Failures", paths["failures"])
+    _write_jsonl(all_dropped, "Dropped", paths["filtered"])
     _ = (shards | "ShardJson" >> beam.Map(lambda s: json.dumps(s.__dict__, sort_keys=True))
-         | "WriteManifest" >> beam.io.WriteToText(paths["manifest"], file_name_suffix=".jsonl",
-                                                  skip_if_empty=True))
+         | "WriteManifest" >> beam.io.WriteToText(paths["manifest"], file_name_suffix=".jsonl", skip_if_empty=True))
     return GraphOutputs(shards=shards, failures=all_failed, dropped=all_dropped)

@@ -45,7 +45,7 @@ def decode_sample(sample: dict) -> dict:
 
 
 def list_shards(output: str) -> List[str]:
-    return sorted(p for p in finalize._list(os.path.join(output, "*.tar")))
+    return sorted(p for p in finalize.list_uris(os.path.join(output, "*.tar")))
 
 
 def summary_text(output: str) -> str:

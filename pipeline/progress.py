@@ -18,7 +18,7 @@ from typing import Optional, TextIO
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.workdir import write_marker
+from transforms.core.workdir import write_marker
 
 
 class MarkDone(beam.DoFn):

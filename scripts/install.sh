@@ -19,5 +19,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU wheel of torch first, so that nothing below pulls a CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[test]"  # every optional backend's extra, so that the tests cover them all
 echo "songshard installed in .venv"

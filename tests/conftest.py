@@ -11,8 +11,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from schemas.records import SourceInfo, Song  # noqa: E402
-from transforms import audio as au  # noqa: E402
-from transforms import workdir  # noqa: E402
+from transforms.core import audio as au  # noqa: E402
+from transforms.core import workdir  # noqa: E402
 
 
 def synth_mix(duration: float = 12.0, bpm: float = 120.0, sr: int = 48000, seed: int = 0,
@@ -72,3 +72,25 @@ def make_song(tmp_path):
 @pytest.fixture
 def work_dir(tmp_path):
     return str(tmp_path / "work")
+
+
+def stage(cls, work_dir: str = "", output: str = "", **flags):
+    """A stage's PTransform configured as the driver would, from flags given without their ``--``.
+
+    ``stage(SeparateStems, work, separate="dsp")`` is ``--separate dsp`` with the run's work dir ``work``.
+    """
+    from transforms.core.config import RunContext
+
+    return cls(cls.configure(flags), RunContext(work_dir=str(work_dir), output=str(output)))
+
+
+def make_backend(cls, name: str, params: dict | None = None):
+    """Backend ``name`` of stage class ``cls`` built from its parameters (keys without the stage prefix)."""
+    return cls.make_backend(name, params)
+
+
+def check_backend(cls, name: str, params: dict | None = None):
+    """The driver's start-up check of backend ``name`` of ``cls``; its Provenance."""
+    from transforms.core.config import StageConfig
+
+    return cls.check(StageConfig.make(cls.stage, name, params or {}))

@@ -1,14 +1,15 @@
 """The EnCodec adapter, for real: randomly initialised EncodecModel checkpoints saved to a folder
-and loaded through ``--codec_weights`` as a user would point it at facebook/encodec_24khz."""
+and loaded through ``--tokens_weights`` as a user would point it at facebook/encodec_24khz."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import synth_mix
-from transforms.base import BackendUnavailable, make_backend
-from transforms.codec import frames
+from conftest import synth_mix, stage
+from transforms.core.stage import BackendUnavailable
+from transforms.tokens import EncodeTokens, frames
+from conftest import make_backend
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -29,15 +30,15 @@ def real_checkpoint(tmp_path_factory):
 
 
 def test_missing_checkpoint_names_where_it_looked(tmp_path):
-    backend = make_backend("tokens", "encodec", {"codec_weights": str(tmp_path / "nothing")})
+    backend = make_backend(EncodeTokens, "encodec", {"weights": str(tmp_path / "nothing")})
     with pytest.raises(BackendUnavailable, match="found no checkpoint at .*nothing.*config.json"):
         backend.check()
-    with pytest.raises(BackendUnavailable, match="no --codec_weights"):
-        make_backend("tokens", "encodec", {}).check()
+    with pytest.raises(BackendUnavailable, match="no --tokens_weights"):
+        make_backend(EncodeTokens, "encodec", {}).check()
 
 
 def test_real_architecture_encodes_at_25_hz_and_decodes(real_checkpoint):
-    backend = make_backend("tokens", "encodec", {"codec_weights": real_checkpoint})
+    backend = make_backend(EncodeTokens, "encodec", {"weights": real_checkpoint})
     backend.check()
     backend.load()
     mix, _, _ = synth_mix(2.5, seed=3)
@@ -69,13 +70,13 @@ def test_stage_with_encodec(make_song, tmp_path):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.encode_tokens import EncodeTokens
+    from transforms.tokens.stage import EncodeTokens
 
     folder = _save(tmp_path / "small", num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)
-    options = {"codec": "encodec", "codec_weights": folder, "work_dir": str(tmp_path / "work")}
+    transform = stage(EncodeTokens, tmp_path / "work", tokens="encodec", tokens_weights=folder)
     song = make_song(duration=3.0, seed=7, with_stems=True)
     with TestPipeline() as p:
-        songs, failed = p | beam.Create([song]) | EncodeTokens(options)
+        songs, failed = p | beam.Create([song]) | transform
         assert_that(songs | beam.Map(lambda s: (s.tokens["tokens"].shape, str(s.tokens["tokens"].dtype),
                                                 s.tokens["prompt"].shape, s.labels["tokens"]["codec"],
                                                 s.labels["tokens"]["native_frame_rate"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.codec import frames
+from transforms.tokens import frames
 
 SR = frames.SAMPLE_RATE
 DURATIONS = [0.0, 0.01, 0.039, 0.04, 1.0, 3.3333, 12.345, 39.99, 40.0, 40.04, 79.98, 80.0, 95.37, 120.0]

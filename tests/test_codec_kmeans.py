@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import synth_mix
-from transforms.base import BackendUnavailable, make_backend
-from transforms.codec import frames, kmeans
+from transforms.core.stage import BackendUnavailable
+from transforms.tokens import frames, kmeans
+from conftest import make_backend
+from transforms.tokens import EncodeTokens
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_codebook_file_round_trip_and_checksum(tmp_path, fitted):
     np.savez(bad, **arrays)
     with pytest.raises(ValueError, match="corrupt"):
         kmeans.load_codebook(str(bad))
-    backend = make_backend("tokens", "kmeans", {"codec_weights": str(bad)})
+    backend = make_backend(EncodeTokens, "kmeans", {"weights": str(bad)})
     with pytest.raises(BackendUnavailable, match="delete it to fit a new one"):
         backend.check()
 
@@ -66,7 +68,7 @@ def test_backend_encodes_with_a_saved_codebook(tmp_path, fitted):
     mix, centroids = fitted
     uri = str(tmp_path / "codebook.npz")
     sha = kmeans.save_codebook(uri, centroids, 900)
-    backend = make_backend("tokens", "kmeans", {"codec_weights": uri})
+    backend = make_backend(EncodeTokens, "kmeans", {"weights": uri})
     backend.check()
     backend.load()
     ids = backend.encode(mix)
@@ -78,7 +80,7 @@ def test_backend_encodes_with_a_saved_codebook(tmp_path, fitted):
 
 
 def test_backend_without_codebook_says_so(tmp_path):
-    backend = make_backend("tokens", "kmeans", {"codec_weights": str(tmp_path / "none.npz")})
+    backend = make_backend(EncodeTokens, "kmeans", {"weights": str(tmp_path / "none.npz")})
     backend.check()  # a missing codebook is fine in the driver: it is fitted in the first pass
     backend.load()
     with pytest.raises(BackendUnavailable, match="fit one first"):

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import synth_mix
-from transforms.base import BackendUnavailable, make_backend
-from transforms.codec import frames, songgen_backend
+from transforms.core.stage import BackendUnavailable
+from transforms.tokens import EncodeTokens, frames, songgen_backend
+from conftest import make_backend
 
 STUB = '''
 import torch
@@ -64,14 +65,14 @@ def _ckpt(folder):
 
 
 def test_missing_checkpoint_files_are_named(tmp_path):
-    backend = make_backend("tokens", "songgen", {"codec_weights": str(tmp_path)})
+    backend = make_backend(EncodeTokens, "songgen", {"weights": str(tmp_path)})
     with pytest.raises(BackendUnavailable, match="model_1rvq/model_2_fixed.safetensors"):
         backend.check()
 
 
 def test_missing_code_names_the_module_it_tried(tmp_path):
-    backend = make_backend("tokens", "songgen", {"codec_weights": _ckpt(tmp_path / "ckpt"),
-                                                 "codec_code_dir": str(tmp_path / "SongGeneration")})
+    backend = make_backend(EncodeTokens, "songgen", {"weights": _ckpt(tmp_path / "ckpt"),
+                                                 "code_dir": str(tmp_path / "SongGeneration")})
     with pytest.raises(BackendUnavailable, match=r"codeclm\.tokenizer\.audio_tokenizer.*Flow1dVAE"):
         backend.check()
     assert str(tmp_path / "SongGeneration") not in sys.path  # a failed import leaves sys.path as it was
@@ -96,7 +97,7 @@ def stub_checkout(tmp_path):
 
 def test_adapter_calls_the_public_tokenizer_api(tmp_path, stub_checkout):
     ckpt = _ckpt(tmp_path / "ckpt")
-    backend = make_backend("tokens", "songgen", {"codec_weights": ckpt, "codec_code_dir": stub_checkout})
+    backend = make_backend(EncodeTokens, "songgen", {"weights": ckpt, "code_dir": stub_checkout})
     backend.check()
     backend.load()
     calls = sys.modules["codeclm.tokenizer.audio_tokenizer"].CALLS

@@ -9,9 +9,9 @@ import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.base import make_backend
-from transforms.codec import frames
-from transforms.encode_tokens import EncodeTokens, FitCodebook, PoolFrames, fit_and_save, load_streams
+from transforms.tokens import frames
+from transforms.tokens.stage import EncodeTokens, FitCodebook, PoolFrames, fit_and_save, load_streams
+from conftest import make_backend, stage
 
 
 def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_path):
@@ -21,7 +21,7 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
     short = make_song(duration=12.3, seed=1, with_stems=True)
     long = make_song(duration=33.0, seed=2, with_stems=True)
     bare = make_song(duration=5.0, seed=3)  # no stems: a dead letter, not a crash
-    options = {"codec": "kmeans", "codec_weights": codebook, "work_dir": str(tmp_path / "work")}
+    flags = {"tokens": "kmeans", "tokens_weights": codebook}
 
     def check(songs):
         by_id = {s.song_id: s for s in songs}
@@ -44,7 +44,7 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
         assert by_id["song0002"].labels["tokens"]["prompt"] == {"start": 20.0, "end": 30.0, "num_frames": 251}
 
     with TestPipeline() as p:
-        songs, failed = p | beam.Create([short, long, bare]) | EncodeTokens(options)
+        songs, failed = p | beam.Create([short, long, bare]) | stage(EncodeTokens, tmp_path / "work", **flags)
         assert_that(songs, check)
         assert_that(failed | beam.Map(lambda d: (d.song_id, d.stage, d.error_type)),
                     equal_to([("song0003", "tokens", "ValueError")]), label="failures")
@@ -52,7 +52,7 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
 
     # a second run reuses the codebook (no refit); its rows are the codec's ids of each stream,
     # and its prompt rows the ids of the 20-30 s clips, encoded on their own
-    backend = make_backend("tokens", "kmeans", {"codec_weights": codebook})
+    backend = make_backend(EncodeTokens, "kmeans", {"weights": codebook})
     backend.load()
     streams = load_streams(long)
     expected = [[backend.encode(streams[n]).tolist() for n in ("mixed", "vocal", "accompaniment")],
@@ -60,7 +60,7 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
                  for n in ("mixed", "vocal", "accompaniment")]]
     stamp = os.path.getmtime(codebook)
     with TestPipeline() as p:
-        songs, _ = p | beam.Create([long]) | EncodeTokens(options)
+        songs, _ = p | beam.Create([long]) | stage(EncodeTokens, tmp_path / "work", **flags)
         assert_that(songs | beam.Map(lambda s: [s.tokens["tokens"].tolist(), s.tokens["prompt"].tolist()]),
                     equal_to([expected]))
     assert os.path.getmtime(codebook) == stamp
@@ -70,13 +70,13 @@ def test_fit_codebook_alone_then_side_input(make_song, tmp_path):
     import apache_beam as beam
 
     codebook = str(tmp_path / "cb.npz")
-    options = {"codec": "kmeans", "codec_weights": codebook, "codec_codebook_size": 16,
-               "work_dir": str(tmp_path / "work")}
+    transform = stage(EncodeTokens, tmp_path / "work", tokens="kmeans", tokens_weights=codebook,
+                      tokens_codebook_size=16)
     with TestPipeline() as p:
         songs = p | beam.Create([make_song(duration=8.0, seed=s, with_stems=True) for s in (4, 5)])
-        uri = songs | FitCodebook(options, per_song=300)
+        uri = songs | FitCodebook(codebook, 16, per_song=300)
         assert_that(uri, equal_to([codebook]), label="uri")
-        done, _ = songs | EncodeTokens(options, codebook=uri)
+        done, _ = songs | transform
         assert_that(done | beam.Map(lambda s: (s.labels["tokens"]["codebook_size"], s.tokens["tokens"].shape)),
                     equal_to([(16, (3, 201))] * 2), label="sizes")
 

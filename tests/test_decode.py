@@ -12,10 +12,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Song
-from transforms import workdir
+from transforms.core import workdir
 from transforms.decode import DecodeAudio, DecodeError, EmptyAudio, content_id, decode_bytes, parse_lyrics
 
-from conftest import synth_mix
+from conftest import synth_mix, stage
 
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None
 
@@ -85,7 +85,7 @@ def test_decode_transform_outputs_songs_and_dead_letters(tmp_path, tone):
     uris = [str(corpus / n) for n in ("a.wav", "silent.wav", "empty.wav", "junk.flac")]
     with TestPipeline() as p:
         songs, failed = (p | beam.Create([Song(uri=u) for u in uris])
-                         | DecodeAudio({"work_dir": work, "max_song_seconds": 3.0}))
+                         | stage(DecodeAudio, work, decode_max_seconds=3.0))
         assert_that(songs | "Summ" >> beam.Map(lambda s: (s.uri.rsplit("/", 1)[1], s.artist, s.truncated,
                                                             round(s.duration, 2), s.source.reference_lyrics,
                                                             s.source.sidecar.get("genre"))),

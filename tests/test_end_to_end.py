@@ -35,7 +35,7 @@ def output(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     # Synthetic festival singing sits near the 0.9 language-probability line; the rule itself is
     # tested in test_split_filter_shard.py, so it is relaxed here to keep this test about the plumbing.
-    stats = run(["--input", str(d), "--output", str(out), "--write_audio", "--progress_interval", "0",
+    stats = run(["--input", str(d), "--output", str(out), "--shard_write_audio", "--progress_interval", "0",
                  "--filter_min_language_probability", "0.5",
                  "--split_valid_fraction", "0", "--split_test_fraction", "0"])
     return out, stats

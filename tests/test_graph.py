@@ -17,8 +17,9 @@ import webdataset as wds
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from pipeline.run import run
-from transforms import workdir
-from transforms.base import Backend, Provenance, StageFn, StageTransform, register_backend
+from transforms.core import workdir
+from schemas.records import Provenance
+from transforms.core.stage import Backend, StageFn, StageTransform
 
 from conftest import synth_mix
 
@@ -29,9 +30,6 @@ class FakeTokenizer(Backend):
 
     def provenance(self):
         return Provenance(backend="fake", note="graph test stand-in")
-
-
-register_backend("fake", "fake", f"{__name__}:FakeTokenizer")
 
 
 class FakeFn(StageFn):
@@ -48,11 +46,36 @@ class FakeFn(StageFn):
 
 
 class FakeStage(StageTransform):
+    """A stage defined only here: its package would hold exactly this, plus its options."""
+
+    stage = "fake"
     fn_class = FakeFn
-    backend_option = "fake"
+    backends = {"fake": f"{__name__}:FakeTokenizer"}
+    default_backend = "fake"
 
 
-STAGES = [("Fake", FakeStage)]
+STAGES = [FakeStage]
+
+
+class LoudnessFn(StageFn):
+    stage = "loudness"
+
+    def apply(self, song):
+        mix, _ = workdir.load_audio(song.audio["mix"])
+        song.set_label(self.stage, {"peak": round(float(abs(mix).max()), 4),
+                                    "scale": float(self.config.get("scale", 1.0))})
+        return song
+
+
+class LoudnessStage(StageTransform):
+    """A stage defined only in this test: a class, its flags, and one entry in the stage list."""
+
+    stage = "loudness"
+    fn_class = LoudnessFn
+
+    @classmethod
+    def add_options(cls, group):
+        group.add_argument("--loudness_scale", type=float, default=1.0)
 
 
 @pytest.fixture
@@ -88,7 +111,7 @@ def _read_shards(out):
 
 def test_run_writes_shards_index_failures_and_resumes(corpus, tmp_path):
     out = tmp_path / "out"
-    stats = run(_argv(corpus, out, "--write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
+    stats = run(_argv(corpus, out, "--shard_write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
     assert stats["records_out"] == 3 and stats["songs_in"] == 8
 
     samples = _read_shards(out)
@@ -133,11 +156,11 @@ def test_run_writes_shards_index_failures_and_resumes(corpus, tmp_path):
     fresh = run(_argv(corpus, out, "--overwrite"), test_pipeline=TestPipeline(), stages=STAGES)
     assert fresh["records_out"] == 4 and pq.read_table(out / "index").num_rows == 4
     stats_file = json.loads((out / "stats.json").read_text())
-    assert stats_file["run_id"] == fresh["run_id"] and stats_file["config"]["filter_min_duration"] == 2.5
+    assert stats_file["run_id"] == fresh["run_id"] and stats_file["config"]["filter"]["params"]["min_duration"] == 2.5
 
 
 def test_unknown_backend_stops_before_any_song(corpus, tmp_path):
-    from transforms.base import BackendUnavailable
+    from transforms.core.stage import BackendUnavailable
 
     with pytest.raises(BackendUnavailable, match="unknown fake backend"):
         run(["--input", str(corpus), "--output", str(tmp_path / "out"), "--fake", "nope"], stages=STAGES)
@@ -148,7 +171,7 @@ def test_inspect_lists_shows_exports_and_plots(corpus, tmp_path, capsys):
     from pipeline.cli import main
 
     out = tmp_path / "out"
-    run(_argv(corpus, out, "--write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
+    run(_argv(corpus, out, "--shard_write_audio"), test_pipeline=TestPipeline(), stages=STAGES)
     capsys.readouterr()
     assert main(["inspect", str(out), "--plot", str(tmp_path / "summary.png")]) == 0
     listing = capsys.readouterr().out
@@ -165,3 +188,19 @@ def test_inspect_lists_shows_exports_and_plots(corpus, tmp_path, capsys):
     for png in ("summary.png", "rec.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["inspect", str(out), "0000000000000000"]) == 1
+
+
+def test_adding_a_stage_is_one_class_and_one_list_entry(corpus, tmp_path):
+    out = tmp_path / "out"
+    first = run(_argv(corpus, out, "--loudness_scale", "2"), test_pipeline=TestPipeline(),
+                stages=[*STAGES, LoudnessStage])
+    samples = _read_shards(out)
+    assert len(samples) == 3 and first["stages"]["loudness"]["succeeded"] == 3
+    for s in samples:
+        label = s["json"]["labels"]["loudness"]
+        assert 0.0 < label["peak"] <= 1.0 and label["scale"] == 2.0
+    assert first["config"]["loudness"]["params"] == {"scale": 2.0}
+    # the same flags into a fresh OUT carry the same config hash; the sample records it
+    second = run(_argv(corpus, tmp_path / "out2", "--loudness_scale", "2"), test_pipeline=TestPipeline(),
+                 stages=[*STAGES, LoudnessStage])
+    assert second["config_sha256"] == first["config_sha256"] == samples[0]["json"]["run"]["config_sha256"]

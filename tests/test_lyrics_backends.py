@@ -1,5 +1,5 @@
 """The ASR backends called directly: faster-whisper on its shipped model, openai-whisper on a
-randomly initialised checkpoint loaded through --asr_model, and their start-up checks."""
+randomly initialised checkpoint loaded through --lyrics_model, and their start-up checks."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from transforms import audio as au
-from transforms.base import BackendUnavailable, check_backend, make_backend
+from transforms.core import audio as au
+from transforms.core.stage import BackendUnavailable
 from transforms.lyrics import guards
 from transforms.lyrics.align import word_error_rate
-from transforms.transcribe import lyrics_label
+from transforms.lyrics.stage import lyrics_label
+from conftest import check_backend, make_backend
+from transforms.lyrics import TranscribeLyrics
 
 SENTENCE = "my heart is beating like a drum, calling out your name"
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -30,7 +32,7 @@ def espeak_16k(text: str, path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fw_backend():
-    backend = make_backend("lyrics", "faster-whisper", {"asr_threads": 2})
+    backend = make_backend(TranscribeLyrics, "faster-whisper", {"threads": 2})
     backend.check()
     backend.load()
     return backend
@@ -100,11 +102,11 @@ def test_lyrics_label_skips_silence_and_scores_against_reference(fw_backend, tmp
 def test_whisper_random_checkpoint_loads_through_asr_model(random_whisper_checkpoint):
     import whisper
 
-    options = {"asr_model": random_whisper_checkpoint, "asr_sample_len": 4, "asr_threads": 1}
-    prov = check_backend("lyrics", "whisper", options)
+    options = {"model": random_whisper_checkpoint, "sample_len": 4, "threads": 1}
+    prov = check_backend(TranscribeLyrics, "whisper", options)
     with open(random_whisper_checkpoint, "rb") as f:
         assert prov.weights_sha256 == hashlib.sha256(f.read()).hexdigest()
-    backend = make_backend("lyrics", "whisper", options)
+    backend = make_backend(TranscribeLyrics, "whisper", options)
     backend.load()
     assert backend.model.dims.n_audio_state == 64
     rng = np.random.default_rng(1)
@@ -130,20 +132,20 @@ def test_whisper_random_checkpoint_loads_through_asr_model(random_whisper_checkp
 
 def test_start_up_checks_say_where_they_looked(tmp_path):
     with pytest.raises(BackendUnavailable, match="not a folder"):
-        check_backend("lyrics", "faster-whisper", {"asr_model": str(tmp_path / "missing")})
+        check_backend(TranscribeLyrics, "faster-whisper", {"model": str(tmp_path / "missing")})
     (tmp_path / "ct2").mkdir()
     with pytest.raises(BackendUnavailable, match="lacks"):
-        check_backend("lyrics", "faster-whisper", {"asr_model": str(tmp_path / "ct2")})
+        check_backend(TranscribeLyrics, "faster-whisper", {"model": str(tmp_path / "ct2")})
     with pytest.raises(BackendUnavailable, match="cache"):
-        check_backend("lyrics", "whisper", {"asr_model": "no-such-model"})
+        check_backend(TranscribeLyrics, "whisper", {"model": "no-such-model"})
     with pytest.raises(BackendUnavailable, match="required"):
-        check_backend("lyrics", "whisper", {})
+        check_backend(TranscribeLyrics, "whisper", {})
     with pytest.raises(BackendUnavailable, match="unknown lyrics backend"):
-        check_backend("lyrics", "wav2vec", {})
+        check_backend(TranscribeLyrics, "wav2vec", {})
 
 
 def test_none_backend_records_that_nothing_was_transcribed():
-    backend = make_backend("lyrics", "none", {})
+    backend = make_backend(TranscribeLyrics, "none", {})
     audio = (0.3 * np.sin(np.arange(5 * au.ASR_RATE) * 0.1)).astype(np.float32)
     label = lyrics_label(backend, audio, 5.0)
     assert label["transcribed"] is False and label["words"] == [] and label["language"] == ""

@@ -14,9 +14,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Song, SourceInfo
-from transforms import audio as au
-from transforms import workdir
-from transforms.transcribe import TranscribeLyrics
+from transforms.core import audio as au
+from transforms.core import workdir
+from transforms.lyrics.stage import TranscribeLyrics
+from conftest import stage
 
 SENTENCE = "my heart is beating like a drum, calling out your name"
 GT_LINE = re.compile(r"^\[[a-z]+(-(short|medium|long))?\]( [^;\[\]]+)?( ; \[[a-z]+(-(short|medium|long))?\]( [^;\[\]]+)?)*$")
@@ -55,7 +56,7 @@ def speech_song(tmp_path, work, song_id="sung", speech_at=6.0, duration=20.0, wi
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_transcribe_lyrics_on_the_vocal_stem(tmp_path, work_dir):
     songs_in = [speech_song(tmp_path, work_dir, "plain"), speech_song(tmp_path, work_dir, "structured", with_structure=True)]
-    options = {"asr": "faster-whisper", "work_dir": work_dir, "asr_threads": 2}
+    transform = stage(TranscribeLyrics, work_dir, lyrics="faster-whisper", lyrics_threads=2)
 
     def check(labels):
         assert len(labels) == 2
@@ -75,7 +76,7 @@ def test_transcribe_lyrics_on_the_vocal_stem(tmp_path, work_dir):
         assert by_source["vocal_activity"]["gt_lyric"].startswith("[intro-short] ; [verse] my heart")
 
     with TestPipeline() as p:
-        songs, failures = p | "Songs" >> beam.Create(songs_in) | TranscribeLyrics(options)
+        songs, failures = p | "Songs" >> beam.Create(songs_in) | transform
         provenance = songs | "Prov" >> beam.Map(lambda s: s.provenance["lyrics"]["backend"])
         assert_that(songs | "Labels" >> beam.combiners.ToList()
                     | beam.Map(_labels), lambda got: check(got[0]), label="labels")
@@ -86,7 +87,7 @@ def test_transcribe_lyrics_on_the_vocal_stem(tmp_path, work_dir):
 def test_mix_fallback_and_dead_letters(make_song, work_dir):
     fallback = make_song(duration=8.0, seed=1)  # mix16k only, no stems
     broken = Song(uri="/corpus/broken.wav", song_id="broken", duration=5.0)  # decode never ran
-    options = {"asr": "none", "work_dir": work_dir}
+    transform = stage(TranscribeLyrics, work_dir, lyrics="none")
 
     def check_songs(songs):
         assert [s.song_id for s in songs] == [fallback.song_id]
@@ -100,6 +101,6 @@ def test_mix_fallback_and_dead_letters(make_song, work_dir):
         assert dead[0].stage == "lyrics" and dead[0].song_id == "broken" and dead[0].error_type == "ValueError"
 
     with TestPipeline() as p:
-        songs, failures = p | beam.Create([fallback, broken]) | TranscribeLyrics(options)
+        songs, failures = p | beam.Create([fallback, broken]) | transform
         assert_that(songs | "S" >> beam.combiners.ToList(), lambda got: check_songs(got[0]), label="songs")
         assert_that(failures | "F" >> beam.combiners.ToList(), lambda got: check_failures(got[0]), label="dead")

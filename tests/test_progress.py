@@ -3,7 +3,7 @@
 import io
 
 from pipeline.progress import ProgressReporter, count_markers, format_progress
-from transforms.workdir import write_marker
+from transforms.core.workdir import write_marker
 
 
 def test_markers_count_songs_and_stages(tmp_path):

@@ -12,7 +12,11 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 from conftest import synth_mix
-from transforms.tagging import quality as Q
+from schemas.records import Song
+from transforms.core import tiers as T
+from transforms.filter import quality_reasons
+from transforms.quality import measures as Q
+from transforms.tags.vocals import decide_vocals, stem_presence
 
 SR = 48000
 SECTIONS = [{"start": 0.0, "end": 5.0, "label": "intro"}, {"start": 5.0, "end": 15.0, "label": "verse"},
@@ -32,7 +36,11 @@ def stems():
 
 
 def _label(mix, voc, acc, source=SOURCE, **kw):
-    return Q.quality_label(Q.measure_quality(mix, SR, voc, acc, source, SECTIONS), **kw)
+    """What the tags stage's vocal decision and the quality stage make of one song, side by side."""
+    found = Q.measure_quality(mix, SR, voc, acc, source, SECTIONS)
+    vocal = decide_vocals(stem_presence(voc, mix, SR), None)
+    found.update(vocal_presence=vocal["stem_presence"], pure_music=vocal["present"] is False)
+    return Q.quality_label(found, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,7 @@ def test_lowpass_lowers_bandwidth_and_tier(variants):
     clean, lp = variants["clean"], variants["lowpass"]
     assert 4000 <= lp["bandwidth_hz"] < 7000 < clean["bandwidth_hz"]
     assert lp["musicality_score"] < clean["musicality_score"]
-    assert Q.TIER_NAMES.index(Q.tier_name(lp["musicality"])) > Q.TIER_NAMES.index("very-high")
+    assert T.TIER_NAMES.index(T.tier_name(lp["musicality"])) > T.TIER_NAMES.index("very-high")
 
 
 def test_clipping_is_caught_at_full_scale_and_after_turning_down(variants):
@@ -76,7 +84,7 @@ def test_clipping_is_caught_at_full_scale_and_after_turning_down(variants):
         q = variants[name]
         assert q["clipping_ratio"] > 0.01, name
         assert q["subscores"]["clipping_ratio"] == 0.0
-        assert Q.tier_name(q["musicality"]) in ("low", "very-low"), name
+        assert T.tier_name(q["musicality"]) in ("low", "very-low"), name
     assert variants["clipped"]["true_peak_dbfs"] > 0.0 > clean["true_peak_dbfs"]
 
 
@@ -84,7 +92,7 @@ def test_quiet_copy_lowers_loudness_and_tier_but_keeps_vocals(variants):
     clean, quiet = variants["clean"], variants["quiet"]
     assert quiet["loudness_lufs"] == pytest.approx(clean["loudness_lufs"] - 30.0, abs=0.5)
     assert quiet["musicality_score"] < clean["musicality_score"]
-    assert Q.tier_name(quiet["musicality"]) in ("medium", "low", "very-low")
+    assert T.tier_name(quiet["musicality"]) in ("medium", "low", "very-low")
     assert quiet["vocal_presence"] == pytest.approx(clean["vocal_presence"], abs=0.02)
     assert not quiet["pure_music"]
 
@@ -126,29 +134,30 @@ def test_silence_dc_and_source_fields():
     assert Q.dc_offset(x + 0.05) == pytest.approx(0.05, abs=1e-4)
     m = Q.measure_quality(x, SR, source={"sample_rate": 22050, "codec": "mp3", "channels": 2})
     assert m["source_sample_rate"] == 22050 and m["lossy_source"]
-    assert m["vocal_presence"] is None and m["pure_music"] is False  # no stem: no claim
+    assert m["vocal_leakage_db"] is None and "pure_music" not in m  # no stem: no claim
+    assert decide_vocals(None, {"transcribed": True, "words": []})["present"] is None
     assert Q.integrated_loudness(np.zeros((2, SR), dtype=np.float32), SR) == Q.LOUDNESS_FLOOR
 
 
 def test_upsampled_source_shows_in_bandwidth():
     rng = np.random.default_rng(1)
     noise = rng.standard_normal((2, 22050 * 5)).astype(np.float32) * 0.1
-    from transforms.audio import resample
+    from transforms.core.audio import resample
     up = resample(noise, 22050, SR)
     assert Q.bandwidth_hz(up, SR) < 11100
     assert Q.bandwidth_hz(rng.standard_normal((2, SR * 5)).astype(np.float32) * 0.1, SR) > 23000
 
 
 def test_tiers_and_parse():
-    assert Q.parse_tiers(None) == Q.DEFAULT_TIERS
-    tiers = Q.parse_tiers("0.9,0.8,0.6,0.4")
-    assert [Q.musicality_tier(s, tiers) for s in (0.95, 0.85, 0.7, 0.5, 0.1)] == [
+    assert T.parse_thresholds(None) == T.DEFAULT_THRESHOLDS
+    tiers = T.parse_thresholds("0.9,0.8,0.6,0.4")
+    assert [T.tier_for_score(s, tiers) for s in (0.95, 0.85, 0.7, 0.5, 0.1)] == [
         "[Musicality-very-high]", "[Musicality-high]", "[Musicality-medium]", "[Musicality-low]",
         "[Musicality-very-low]"]
     for bad in ("0.9,0.8,0.6", "0.5,0.6,0.4,0.3", "a,b,c,d"):
         with pytest.raises(ValueError):
-            Q.parse_tiers(bad)
-    assert Q.tier_name("[Musicality-very-low]") == "very-low" and Q.tier_name("nonsense") == ""
+            T.parse_thresholds(bad)
+    assert T.tier_name("[Musicality-very-low]") == "very-low" and T.tier_name("nonsense") == ""
 
 
 def test_score_is_weighted_geometric_mean():
@@ -165,22 +174,25 @@ def test_score_is_weighted_geometric_mean():
 def test_quality_drop_reasons():
     q = {"musicality": "[Musicality-low]", "musicality_score": 0.35, "clipping_ratio": 0.02,
          "bandwidth_hz": 8000.0, "silence_ratio": 0.1, "loudness_lufs": -40.0, "fake_stereo": True}
-    assert Q.quality_drop_reasons(q, {}) == []
-    assert Q.quality_drop_reasons({}, {"filter_min_musicality": "high"}) == []
-    assert Q.quality_drop_reasons(q, {"filter_min_musicality": "low"}) == []
-    assert Q.quality_drop_reasons(q, {"filter_min_musicality": "medium"})[0].startswith("low_musicality")
-    assert Q.quality_drop_reasons(q, {"filter_min_musicality": "0.5"})[0].startswith("low_musicality")
-    reasons = Q.quality_drop_reasons(q, {"filter_max_clipping_ratio": 0.001, "filter_min_bandwidth_hz": 11000,
-                                         "filter_max_silence_ratio": 0.5, "filter_min_loudness_lufs": -30,
-                                         "filter_drop_fake_stereo": True})
-    assert [r.split(":")[0] for r in reasons] == ["clipping", "low_bandwidth", "too_quiet", "fake_stereo"]
+
+    def reasons(labels, **params):
+        return quality_reasons(Song(uri="x", labels={"quality": labels}), params)
+
+    assert reasons(q) == []
+    assert reasons({}, min_musicality="high") == []
+    assert reasons(q, min_musicality="low") == []
+    assert reasons(q, min_musicality="medium")[0].startswith("low_musicality")
+    assert reasons(q, min_musicality="0.5")[0].startswith("low_musicality")
+    found = reasons(q, max_clipping_ratio=0.001, min_bandwidth_hz=11000, max_silence_ratio=0.5,
+                    min_loudness_lufs=-30, drop_fake_stereo=True)
+    assert [r.split(":")[0] for r in found] == ["clipping", "low_bandwidth", "too_quiet", "fake_stereo"]
     with pytest.raises(ValueError):
-        Q.quality_drop_reasons(q, {"filter_min_musicality": "great"})
+        reasons(q, min_musicality="great")
 
 
 def test_learned_scorer_hook_with_random_weights(tmp_path, stems):
     torch = pytest.importorskip("torch")
-    from transforms.tagging.scorer import ARCH, AestheticScorer, build_model, quality_provenance, save_scorer
+    from transforms.quality.scorer import ARCH, AestheticScorer, build_model, quality_provenance, save_scorer
 
     torch.manual_seed(0)
     config = {"n_mels": 32, "hidden": 16, "sample_rate": 16000}
@@ -199,12 +211,8 @@ def test_learned_scorer_hook_with_random_weights(tmp_path, stems):
 
 
 def test_asr_without_words_is_evidence_of_pure_music():
-    from transforms.tagging.quality import apply_asr_evidence
-
-    leaky = {"vocal_presence": 0.95, "pure_music": False}
-    assert apply_asr_evidence(dict(leaky), {"transcribed": True, "words": []})["pure_music_evidence"] == [
-        "asr_no_words"]
-    assert not apply_asr_evidence(dict(leaky), {"transcribed": True, "words": [{"text": "la"}]})["pure_music"]
-    assert not apply_asr_evidence(dict(leaky), {"transcribed": False, "words": []})["pure_music"]
-    assert apply_asr_evidence({"vocal_presence": 0.01}, None)["pure_music_evidence"] == ["vocal_stem"]
-    assert not apply_asr_evidence({"vocal_presence": None}, {"transcribed": True, "words": []})["pure_music"]
+    assert decide_vocals(0.95, {"transcribed": True, "words": []})["evidence"] == ["asr_no_words"]
+    assert decide_vocals(0.95, {"transcribed": True, "words": [{"text": "la"}]})["present"] is True
+    assert decide_vocals(0.95, {"transcribed": False, "words": []})["present"] is True
+    assert decide_vocals(0.01, None) == {"present": False, "stem_presence": 0.01, "evidence": ["vocal_stem"]}
+    assert decide_vocals(None, {"transcribed": True, "words": []})["present"] is None

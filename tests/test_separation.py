@@ -2,7 +2,7 @@
 
 demucs is exercised for real: htdemucs built with the released hyper-parameters
 and random weights, saved with demucs's serialisation, loaded back through
-``--separator_weights`` as a user would.
+``--separate_weights`` as a user would.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from conftest import synth_mix
+from conftest import synth_mix, stage
 from schemas.records import DeadLetter, Song
-from transforms import workdir
-from transforms.base import BackendUnavailable, check_backend, make_backend
-from transforms.separate import SeparateStems, output_stems
-from transforms.separation import demucs_backend as db
-from transforms.separation.core import MixStats, SeparatorBackend, fit_length
-from transforms.separation.dsp import DspSeparator, band_prior, centre_weight
-from transforms.separation.metrics import energy_db, sdr, si_sdr
-from transforms.separation.overlap import chunk_starts, fade_weights, overlap_add
-from transforms.separation.stream import AudioReader, AudioWriter
+from transforms.core import workdir
+from transforms.core.stage import BackendUnavailable
+from transforms.separate.stage import SeparateStems, output_stems
+from transforms.separate import demucs_backend as db
+from transforms.separate.backend import MixStats, SeparatorBackend, fit_length
+from transforms.separate.dsp import DspSeparator, band_prior, centre_weight
+from transforms.separate.metrics import energy_db, sdr, si_sdr
+from transforms.separate.overlap import chunk_starts, fade_weights, overlap_add
+from transforms.separate.stream import AudioReader, AudioWriter
+from conftest import check_backend, make_backend
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("demucs")
@@ -170,7 +171,7 @@ def test_dsp_quiet_on_instrumental():
 
 
 def test_dsp_provenance_says_no_weights():
-    prov = check_backend("separate", "dsp", {})
+    prov = check_backend(SeparateStems, "dsp", {})
     assert prov.backend == "dsp" and prov.weights == "" and "no learned weights" in prov.note
 
 
@@ -202,7 +203,7 @@ def test_separate_stems_stage_dsp(make_song, work_dir):
             3 * got["song0002"].labels["separate"]["vocal_energy_ratio"]
 
     with TestPipeline() as p:
-        out, failed = p | beam.Create(songs) | SeparateStems({"separator": "dsp", "work_dir": work_dir})
+        out, failed = p | beam.Create(songs) | stage(SeparateStems, work_dir, separate="dsp")
         assert_that(out, check)
         assert_that(failed, lambda f: not f or (_ for _ in ()).throw(AssertionError(f)), label="NoFailures")
 
@@ -219,7 +220,7 @@ def test_separate_stems_dead_letter(make_song, work_dir):
 
     with TestPipeline() as p:
         out, failed = (p | beam.Create([good, broken, no_mix])
-                       | SeparateStems({"separator": "dsp", "work_dir": work_dir}))
+                       | stage(SeparateStems, work_dir, separate="dsp"))
         assert_that(out, lambda songs: [s.song_id for s in songs] == ["song0003"] or
                     (_ for _ in ()).throw(AssertionError(songs)))
         assert_that(failed, check_failed, label="Failed")
@@ -242,16 +243,16 @@ def _small_htdemucs():
 def test_demucs_missing_weights_stop_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(BackendUnavailable) as err:
-        check_backend("separate", "demucs", {"separator_weights": str(tmp_path / "nope.th")})
+        check_backend(SeparateStems, "demucs", {"weights": str(tmp_path / "nope.th")})
     msg = str(err.value)
-    assert "nope.th" in msg and str(tmp_path / "hub" / "checkpoints") in msg and "--separator_weights" in msg
+    assert "nope.th" in msg and str(tmp_path / "hub" / "checkpoints") in msg and "--separate_weights" in msg
     with pytest.raises(BackendUnavailable, match="hub cache"):
-        check_backend("separate", "demucs", {"separator_model": "htdemucs"})
+        check_backend(SeparateStems, "demucs", {"model": "htdemucs"})
 
 
 def test_demucs_htdemucs_checkpoint_through_the_stage(htdemucs_checkpoint, make_song, work_dir):
-    opts = {"separator": "demucs", "separator_weights": htdemucs_checkpoint, "work_dir": work_dir}
-    prov = check_backend("separate", "demucs", {k: v for k, v in opts.items() if k != "work_dir"})
+    transform = stage(SeparateStems, work_dir, separate="demucs", separate_weights=htdemucs_checkpoint)
+    prov = check_backend(SeparateStems, "demucs", {"weights": htdemucs_checkpoint})
     assert prov.weights_sha256 == db.file_sha256(htdemucs_checkpoint) and "htdemucs" in prov.note
     song = make_song(duration=4.0, seed=6)
 
@@ -271,7 +272,7 @@ def test_demucs_htdemucs_checkpoint_through_the_stage(htdemucs_checkpoint, make_
         assert s.provenance["separate"]["weights_sha256"] == prov.weights_sha256
 
     with TestPipeline() as p:
-        out, _ = p | beam.Create([song]) | SeparateStems(opts)
+        out, _ = p | beam.Create([song]) | transform
         assert_that(out, check)
 
 
@@ -291,8 +292,8 @@ def test_demucs_long_input_is_chunked_like_apply_model(tmp_path, monkeypatch):
         return real(m, mix, **kw)
 
     monkeypatch.setattr(dapply, "apply_model", spy)
-    backend = make_backend("separate", "demucs", {"separator_weights": repo, "separator_model": "tiny",
-                                                  "separator_batch": 2})
+    backend = make_backend(SeparateStems, "demucs", {"weights": repo, "model": "tiny",
+                                                  "batch": 2})
     backend.check()
     backend.load()
     rng = np.random.default_rng(7)
@@ -317,7 +318,7 @@ def test_demucs_hub_cache_lookup(tmp_path, monkeypatch):
     assert bag is not None and len(files) == 1
     os.makedirs(os.path.dirname(files[0]))
     db.save_checkpoint(_small_htdemucs(), files[0])
-    backend = make_backend("separate", "demucs", {})  # --separator_model defaults to htdemucs
+    backend = make_backend(SeparateStems, "demucs", {})  # --separate_model defaults to htdemucs
     assert backend.resolve()[0] == "hub"
     backend.load()
     assert backend.stems == tuple(db.SOURCES) and backend.segment == pytest.approx(7.8)

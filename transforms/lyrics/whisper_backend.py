@@ -1,6 +1,6 @@
-"""``--asr whisper``: openai-whisper (PyTorch) with word timestamps.
+"""``--lyrics whisper``: openai-whisper (PyTorch) with word timestamps.
 
-``--asr_model`` is either a checkpoint file laid out as whisper's own
+``--lyrics_model`` is either a checkpoint file laid out as whisper's own
 (``{"dims": {...}, "model_state_dict": {...}}``) or a model name ("base",
 "small", "large-v3" ...) whose file is already in whisper's cache folder
 (``~/.cache/whisper``, or ``$XDG_CACHE_HOME/whisper`` as whisper itself resolves
@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from schemas.records import Provenance
-from transforms.base import BackendUnavailable
-from transforms.base import file_sha256
+from transforms.core.stage import BackendUnavailable
+from transforms.core.weights import file_sha256
 from transforms.lyrics.backend import AsrBackend
 
 
@@ -27,12 +27,12 @@ def whisper_cache_dir() -> str:
 
 
 class WhisperBackend(AsrBackend):
-    """openai-whisper on CPU (fp32) or CUDA; see the module docstring for ``--asr_model``."""
+    """openai-whisper on CPU (fp32) or CUDA; see the module docstring for ``--lyrics_model``."""
 
     name = "whisper"
 
-    def __init__(self, options):
-        super().__init__(options)
+    def __init__(self, params):
+        super().__init__(params)
         self.model = None
         self._sha256 = ""
 
@@ -40,12 +40,12 @@ class WhisperBackend(AsrBackend):
         """(checkpoint path, model name or None); BackendUnavailable says where it looked."""
         import whisper
 
-        spec = self._opt("asr_model")
+        spec = self._opt("model")
         if spec is None:
             raise BackendUnavailable(
-                "whisper: --asr_model is required: a whisper checkpoint file, or the name of a model "
+                "whisper: --lyrics_model is required: a whisper checkpoint file, or the name of a model "
                 f"already in whisper's cache ({whisper_cache_dir()}). Models are not downloaded; the "
-                "embedded default ASR is --asr faster-whisper.")
+                "embedded default ASR is --lyrics faster-whisper.")
         spec = str(spec)
         if os.path.isfile(spec):
             return spec, None
@@ -55,9 +55,9 @@ class WhisperBackend(AsrBackend):
                 return path, spec
             raise BackendUnavailable(
                 f"whisper: model {spec!r} is not in whisper's cache (looked for {path}); copy the "
-                "checkpoint there or pass --asr_model PATH to the .pt file. Nothing is downloaded.")
+                "checkpoint there or pass --lyrics_model PATH to the .pt file. Nothing is downloaded.")
         raise BackendUnavailable(
-            f"whisper: --asr_model {spec!r} is neither a checkpoint file nor a known model name "
+            f"whisper: --lyrics_model {spec!r} is neither a checkpoint file nor a known model name "
             f"(names: {', '.join(sorted(whisper._MODELS))}; cache: {whisper_cache_dir()})")
 
     def check(self) -> None:
@@ -85,7 +85,7 @@ class WhisperBackend(AsrBackend):
             backend=self.name, version=f"openai-whisper {whisper.__version__}", weights=path,
             weights_sha256=self._sha256,
             licence="MIT (OpenAI Whisper)" if name else "see the checkpoint's source",
-            note=f"whisper model {name!r} from whisper's cache" if name else "whisper checkpoint from --asr_model")
+            note=f"whisper model {name!r} from whisper's cache" if name else "whisper checkpoint from --lyrics_model")
 
     def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
         import torch

@@ -1,14 +1,12 @@
-"""Structure backends (registered by name; nothing heavy is imported here).
+"""Structure stage: bpm, beats, downbeats, meter and labelled sections in the training side's tags.
 
-A backend's ``analyze(mix, sample_rate, stems)`` takes the 48 kHz stereo mix and
-the stems the separation stage made (``{"vocals": array, "drums": ..., ...}``,
-whichever exist) and returns ``{"bpm", "beats", "downbeats", "time_signature",
-"sections": [{"start", "end", "label"}]}`` with the analyser's own labels; the
-stage maps them to the training side's tags (``sections.to_training_tag``).
+Public: :class:`AnalyzeStructure`. Backends (``BACKENDS``, chosen with ``--structure``):
+``dsp`` (librosa, no weights), ``madmom`` (its shipped RNNs, CC BY-NC-SA),
+``allin1`` (optional extra, local weights). A backend's ``analyze(mix, sample_rate,
+stems)`` returns ``{"bpm", "beats", "downbeats", "time_signature", "sections":
+[{"start", "end", "label"}]}``; the stage tiles the sections and adds the tags.
 """
 
-from transforms.base import register_backend
+from transforms.structure.stage import BACKENDS, STAGE, AnalyzeStructure
 
-register_backend("structure", "dsp", "transforms.structure.dsp:DspStructure")
-register_backend("structure", "madmom", "transforms.structure.madmom_backend:MadmomStructure")
-register_backend("structure", "allin1", "transforms.structure.allin1_backend:AllInOneStructure")
+__all__ = ["BACKENDS", "STAGE", "AnalyzeStructure"]

@@ -24,7 +24,6 @@ torch), which :func:`import_allin1` puts back before the import.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -34,8 +33,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from schemas.records import Provenance
-from transforms import audio as au
-from transforms.base import Backend, BackendUnavailable, file_sha256
+from transforms.core import audio as au
+from transforms.core.stage import Backend, BackendUnavailable
+from transforms.core.weights import file_sha256, files_sha256
 
 log = logging.getLogger("songshard")
 
@@ -152,13 +152,8 @@ def find_checkpoints(weights: Optional[str]) -> Tuple[str, List[str]]:
 
 
 def checkpoints_digest(files: List[str]) -> str:
-    """The sha256 of the one checkpoint, or sha256 over sorted (file name, sha256) pairs of several."""
-    if len(files) == 1:
-        return file_sha256(files[0])
-    digest = hashlib.sha256()
-    for path in sorted(files, key=os.path.basename):
-        digest.update(os.path.basename(path).encode() + b"\0" + file_sha256(path).encode())
-    return digest.hexdigest()
+    """The weights digest of the checkpoint(s): one file's sha256, or the digest over several."""
+    return file_sha256(files[0]) if len(files) == 1 else files_sha256(files)
 
 
 def allin1_stems(mix: np.ndarray, stems: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], str]:
@@ -193,10 +188,10 @@ class AllInOneStructure(Backend):
     stage = "structure"
     name = "allin1"
 
-    def __init__(self, options):
-        super().__init__(options)
-        self.weights: Optional[str] = self.options.get("structure_weights") or None
-        self.device: str = self.options.get("structure_device") or "cpu"
+    def __init__(self, params):
+        super().__init__(params)
+        self.weights: Optional[str] = self.params.get("weights") or None
+        self.device: str = self.params.get("device") or "cpu"
         self._model = self._spectrogram = None
         self._files: List[str] = []
         self._folder = ""

@@ -23,8 +23,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from schemas.records import Provenance
-from transforms import audio as au
-from transforms.base import Backend
+from transforms.core import audio as au
+from transforms.core.stage import Backend
 from transforms.structure import sections as sec
 
 ANALYSIS_RATE = 22050

@@ -17,15 +17,15 @@ wheel of current madmom). **madmom's models are licensed CC BY-NC-SA 4.0
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Optional
 
 import numpy as np
 
 from schemas.records import Provenance
-from transforms import audio as au
-from transforms.base import BackendUnavailable, file_sha256
+from transforms.core import audio as au
+from transforms.core.stage import BackendUnavailable
+from transforms.core.weights import weights_sha256
 from transforms.structure.dsp import DspStructure
 
 MADMOM_RATE = 44100
@@ -70,13 +70,8 @@ def madmom_version() -> str:
 
 
 def models_digest(folder: str) -> str:
-    """sha256 over the sorted (relative path, sha256) pairs of the model files under ``folder``."""
-    digest = hashlib.sha256()
-    paths = sorted(os.path.relpath(os.path.join(root, f), folder)
-                   for root, _, files in os.walk(folder) for f in files)
-    for rel in paths:
-        digest.update(rel.encode() + b"\0" + file_sha256(os.path.join(folder, rel)).encode())
-    return digest.hexdigest()
+    """The weights digest of the model files under ``folder`` (``transforms.core.weights``)."""
+    return weights_sha256(folder)
 
 
 class MadmomStructure(DspStructure):
@@ -85,8 +80,8 @@ class MadmomStructure(DspStructure):
     stage = "structure"
     name = "madmom"
 
-    def __init__(self, options):
-        super().__init__(options)
+    def __init__(self, params):
+        super().__init__(params)
         self._rnn = self._dbn = None
         self._digest: Optional[str] = None
 

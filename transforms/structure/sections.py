@@ -9,40 +9,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-TRAINING_TAGS = ("verse", "chorus", "bridge", "intro-short", "intro-medium", "intro-long",
-                 "outro-short", "outro-medium", "outro-long", "inst-short", "inst-medium", "inst-long",
-                 "silence")
-# Labels of 10-label analysers (allin1-style) and a few common synonyms -> training-side family.
-LABEL_FAMILY = {
-    "verse": "verse", "prechorus": "verse", "pre-chorus": "verse", "chorus": "chorus", "refrain": "chorus",
-    "hook": "chorus", "bridge": "bridge", "intro": "intro", "outro": "outro", "coda": "outro",
-    "inst": "inst", "instrumental": "inst", "break": "inst", "solo": "inst", "interlude": "inst",
-    "start": "silence", "end": "silence", "silence": "silence",
-}
-BUCKETED = ("intro", "outro", "inst")
-WORDLESS = ("intro", "outro", "inst", "silence")
-
-
-def bucket(seconds: float) -> str:
-    """short (0-10 s), medium (10-20 s), long (over 20 s)."""
-    return "short" if seconds < 10.0 else ("medium" if seconds <= 20.0 else "long")
-
-
-def to_training_tag(label: str, duration: float) -> str:
-    """Map an analyser label and the section's duration to one of TRAINING_TAGS.
-
-    Unknown labels count as instrumental (they carry no words on the training
-    side, which is the safe failure). ``[`` / ``]`` are stripped.
-    """
-    family = LABEL_FAMILY.get(label.strip("[] ").lower(), "inst")
-    if family in BUCKETED:
-        return f"{family}-{bucket(duration)}"
-    return family
-
-
-def is_wordless(tag: str) -> bool:
-    """True for intro / outro / inst / silence tags: they carry no words."""
-    return tag.split("-")[0] in WORDLESS
+# The vocabulary lives in transforms.core.sections; re-exported for this package's callers.
+from transforms.core.sections import (LABEL_FAMILY, TRAINING_TAGS, bucket, is_wordless,  # noqa: F401
+                                      to_training_tag)
 
 
 def tile(sections: Sequence[dict], duration: float, min_gap: float = 1.0) -> List[dict]:

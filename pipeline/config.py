@@ -1,0 +1,84 @@
+"""Configuration, resolved once in the driver into frozen objects.
+
+:func:`resolve` parses the command line (songshard's flags and Beam's), asks each
+stage to resolve and validate its own flags (``Stage.configure``), and returns a
+:class:`RunConfig`. Nothing writes into the parsed options afterwards, and no
+stage reads them: each gets its StageConfig and the RunContext explicitly.
+
+The config hash covers what changes labels (every stage's configuration) and
+nothing about where a run lives (input, OUT, work dir, run id), so two runs
+with the same flags carry the same ``config_sha256``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.graph import MODEL_STAGES, configurable_stages
+from pipeline.options import SongshardOptions
+from transforms.core.config import StageConfig, config_sha256
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Run-level settings plus every stage's StageConfig, in graph order."""
+
+    input: str
+    output: str
+    work_root: str
+    overwrite: bool
+    retry_failed: bool
+    keep_work: bool
+    progress_interval: float
+    stages: Tuple[StageConfig, ...]
+    model_stages: Tuple[type, ...]
+
+    def stage(self, name: str) -> StageConfig:
+        for config in self.stages:
+            if config.stage == name:
+                return config
+        return StageConfig(name)
+
+    def to_dict(self) -> dict:
+        """What the labels depend on: {stage: {backend, backend_params, params}}."""
+        return {c.stage: c.to_dict() for c in self.stages}
+
+    @property
+    def sha256(self) -> str:
+        return config_sha256(self.to_dict())
+
+
+def stage_values(argv: Optional[List[str]], stages: Sequence[type]) -> dict:
+    """{flag: value} of every stage's flags, typed and defaulted by the stages' own declarations."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for stage in stages:
+        stage.add_options(parser.add_argument_group(stage.stage))
+    known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    return vars(known)
+
+
+def resolve(argv: Optional[List[str]] = None,
+            model_stages: Optional[Sequence[type]] = None) -> Tuple[PipelineOptions, RunConfig]:
+    """(Beam's PipelineOptions, the RunConfig) for a command line.
+
+    Raises ValueError for missing or bad flags and BackendUnavailable for an
+    unknown backend, before anything is read or written.
+    """
+    pipeline_options = PipelineOptions(argv)
+    opts = pipeline_options.view_as(SongshardOptions)
+    if not opts.input or not opts.output:
+        raise ValueError("both --input and --output are required")
+    stages = list(MODEL_STAGES if model_stages is None else model_stages)
+    values = stage_values(argv, configurable_stages(stages))
+    configs = tuple(stage.configure(values) for stage in configurable_stages(stages))
+    output = opts.output.rstrip("/")
+    config = RunConfig(input=opts.input, output=output, work_root=(opts.work_dir or output + "/_work").rstrip("/"),
+                       overwrite=bool(opts.overwrite), retry_failed=bool(opts.retry_failed),
+                       keep_work=bool(opts.keep_work), progress_interval=float(opts.progress_interval),
+                       stages=configs, model_stages=tuple(stages))
+    return pipeline_options, config

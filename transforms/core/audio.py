@@ -1,0 +1,69 @@
+"""Pure audio helpers: channel layout, resampling, levels. No I/O, no Beam.
+
+Arrays are float32 shaped ``[channels, samples]`` throughout songshard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transforms.core.facts import ASR_RATE, CODEC_RATE  # noqa: F401 - re-exported
+
+
+def as_2d(audio: np.ndarray) -> np.ndarray:
+    """[samples] -> [1, samples]; [channels, samples] unchanged."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return audio[None, :]
+    if audio.ndim != 2:
+        raise ValueError(f"audio must be 1-D or [channels, samples], got shape {audio.shape}")
+    return audio
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Average channels: [C, N] -> [1, N]."""
+    return as_2d(audio).mean(axis=0, keepdims=True)
+
+
+def to_stereo(audio: np.ndarray) -> np.ndarray:
+    """Mono is duplicated; more than two channels are folded to the first two's average pair."""
+    audio = as_2d(audio)
+    if audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    if audio.shape[0] == 2:
+        return audio
+    return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)])
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality) of [C, N] audio."""
+    audio = as_2d(audio)
+    if sr_in == sr_out:
+        return audio
+    import soxr
+
+    out = soxr.resample(audio.T, sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
+
+
+def peak(audio: np.ndarray) -> float:
+    return float(np.max(np.abs(audio))) if audio.size else 0.0
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence)."""
+    if audio.size == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def frame_rms(audio: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> np.ndarray:
+    """RMS per non-overlapping frame of ``hop_s`` seconds over a mono mixdown."""
+    mono = to_mono(audio)[0]
+    hop = max(1, int(round(hop_s * sample_rate)))
+    n = len(mono) // hop
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    frames = mono[: n * hop].reshape(n, hop)
+    return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).astype(np.float32)

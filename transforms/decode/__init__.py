@@ -1,0 +1,256 @@
+"""Decode stage: a song URI in; 48 kHz stereo and 16 kHz mono in the work dir out.
+
+``DecodeAudio`` reads the file through Beam's FileSystems, decodes it (soundfile
+for wav / flac / ogg / mp3 / opus, ffmpeg for the rest, e.g. m4a), gives the song
+its id (sha256 of the decoded PCM, so one recording under two names is one song),
+reads embedded tags (mutagen) and sidecars (NAME.json, NAME.txt, NAME.lrc), cuts
+songs at ``--decode_max_seconds`` and writes ``mix`` (48 kHz stereo) and ``mix16k``
+(16 kHz mono) to the work dir.
+
+Failures (dead letters, stage "decode"): empty file, undecodable bytes, no
+samples, digital silence, unreadable sidecar JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+import subprocess
+import tempfile
+from typing import Optional, Tuple
+
+import numpy as np
+
+from schemas.records import SourceInfo, Song
+from transforms.core import audio as au
+from transforms.core import workdir
+from transforms.core.facts import MAX_SONG_SECONDS
+from transforms.core.stage import StageFn, StageTransform
+
+SILENCE_PEAK = 1e-4  # below -80 dBFS peak the song is digital silence
+
+
+class DecodeError(ValueError):
+    """The file's bytes are not audio any decoder here can read."""
+
+
+class EmptyAudio(ValueError):
+    """The file is empty, has no samples, or holds only silence."""
+
+
+def _decode_soundfile(data: bytes) -> Tuple[np.ndarray, int, str, str]:
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        audio = f.read(dtype="float32", always_2d=True).T
+        return audio, f.samplerate, f.format.lower(), f.subtype.lower()
+
+
+def _ffprobe_codec(path: str) -> Tuple[str, str]:
+    try:
+        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=format_name",
+                              "-of", "json", path], capture_output=True, timeout=60, check=True).stdout
+        info = json.loads(out or b"{}")
+        codec = (info.get("streams") or [{}])[0].get("codec_name", "")
+        return info.get("format", {}).get("format_name", ""), codec
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "", ""
+
+
+def _one_line(stderr: bytes) -> str:
+    """A tool's error output on one line, temporary file names left out (they mean nothing later)."""
+    text = " ".join(stderr.decode("utf-8", errors="replace").split())
+    return re.sub(r"\S*songshard-\w+\.\w+:?\s*", "", text)
+
+
+def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]:
+    """Decode with the ffmpeg command at the file's native rate and channel count."""
+    with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        container, codec = _ffprobe_codec(tmp.name)
+        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                "stream=sample_rate,channels", "-of", "csv=p=0", tmp.name],
+                               capture_output=True, timeout=60)
+        fields = probe.stdout.decode().strip().split(",")
+        if probe.returncode != 0 or len(fields) < 2 or not fields[0].isdigit():
+            raise DecodeError(f"no audio stream found ({_one_line(probe.stderr)[-200:] or 'ffprobe'})")
+        sr, channels = int(fields[0]), int(fields[1])
+        proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", tmp.name, "-map", "0:a:0",
+                               "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"], capture_output=True, timeout=3600)
+        if proc.returncode != 0 and not proc.stdout:
+            raise DecodeError(f"ffmpeg could not decode: {_one_line(proc.stderr)[-300:]}")
+        audio = np.frombuffer(proc.stdout, dtype="<f4")
+        audio = audio[: len(audio) // channels * channels].reshape(-1, channels).T.copy()
+        return audio, sr, container, codec
+
+
+def decode_bytes(data: bytes, name: str = "") -> Tuple[np.ndarray, int, str, str]:
+    """(audio [C, N] float32, native sample rate, container, codec) from a file's bytes.
+
+    Raises EmptyAudio for a 0-byte file and DecodeError when no decoder can read it.
+    """
+    if not data:
+        raise EmptyAudio("file is empty (0 bytes)")
+    suffix = posixpath.splitext(name)[1].lower() or ".bin"
+    errors = []
+    if suffix not in (".m4a", ".aac", ".mp4", ".wma"):
+        try:
+            return _decode_soundfile(data)
+        except Exception as exc:  # noqa: BLE001 - fall through to ffmpeg, keep the reason
+            errors.append("soundfile: " + re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
+    try:
+        return _decode_ffmpeg(data, suffix)
+    except (DecodeError, OSError, subprocess.SubprocessError) as exc:
+        errors.append(f"ffmpeg: {exc}")
+    raise DecodeError("cannot decode audio: " + "; ".join(errors))
+
+
+def content_id(audio: np.ndarray, sample_rate: int) -> str:
+    """Stable song id: sha256 of the decoded PCM (16-bit) and its rate, 16 hex digits."""
+    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype("<i2")
+    h = hashlib.sha256(str(sample_rate).encode())
+    h.update(np.ascontiguousarray(pcm).tobytes())
+    return h.hexdigest()[:16]
+
+
+def read_file_tags(data: bytes) -> dict:
+    """Embedded tags (ID3, Vorbis comments, MP4 atoms) as {lower-case key: first value}."""
+    try:
+        import mutagen
+
+        f = mutagen.File(io.BytesIO(data), easy=True)
+    except Exception:  # noqa: BLE001 - tags are optional; undecodable tags mean none
+        return {}
+    if f is None or not getattr(f, "tags", None):
+        return {}
+    tags = {}
+    for key, value in f.tags.items():
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        tags[str(key).lower()] = str(value)
+    return tags
+
+
+_LRC_TIME = re.compile(r"\[(\d+):(\d+(?:\.\d+)?)\]")
+_LRC_META = re.compile(r"^\[[a-zA-Z]+:.*\]$")
+
+
+def parse_lyrics(text: str, fmt: str) -> list:
+    """Reference lyric lines [{"time": seconds | None, "text": ...}] from a .txt or .lrc sidecar."""
+    lines = []
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if not raw or (fmt == "lrc" and _LRC_META.match(raw)):
+            continue
+        times = [int(m) * 60 + float(s) for m, s in _LRC_TIME.findall(raw)]
+        words = _LRC_TIME.sub("", raw).strip()
+        if not words:
+            continue
+        for t in times or [None]:
+            lines.append({"time": t, "text": words})
+    if fmt == "lrc":
+        lines.sort(key=lambda ln: (ln["time"] is None, ln["time"] or 0.0))
+    return lines
+
+
+def sidecar_uris(uri: str) -> dict:
+    """The sidecar URIs a song may have: NAME.json, NAME.txt, NAME.lrc beside it."""
+    stem, _ = posixpath.splitext(uri)
+    return {"json": stem + ".json", "txt": stem + ".txt", "lrc": stem + ".lrc"}
+
+
+def read_sidecars(uri: str) -> Tuple[dict, str, str, list]:
+    """(sidecar json, reference lyrics text, "txt"|"lrc"|"", lines) for the song at ``uri``.
+
+    A sidecar JSON that exists but is not a JSON object raises ValueError: a
+    mislabeled song is worse than a failed one.
+    """
+    paths = sidecar_uris(uri)
+    meta: dict = {}
+    if workdir.exists(paths["json"]):
+        meta = json.loads(workdir.read_bytes(paths["json"]).decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"sidecar {paths['json']} is not a JSON object")
+    for fmt in ("lrc", "txt"):
+        if workdir.exists(paths[fmt]):
+            text = workdir.read_bytes(paths[fmt]).decode("utf-8", errors="replace")
+            lines = parse_lyrics(text, fmt)
+            return meta, "\n".join(ln["text"] for ln in lines), fmt, lines
+    return meta, "", "", []
+
+
+class DecodeFn(StageFn):
+    stage = "decode"
+
+    def __init__(self, *args, skip_uris=frozenset(), skip_ids=frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skip_uris = frozenset(skip_uris)
+        self.skip_ids = frozenset(skip_ids)
+
+    def apply(self, song: Song) -> Optional[Song]:
+        if song.uri in self.skip_uris:
+            return None
+        data = workdir.read_bytes(song.uri)
+        audio, sr, container, codec = decode_bytes(data, song.uri)
+        if audio.size == 0 or audio.shape[-1] == 0:
+            raise EmptyAudio("decoded zero samples (zero-length audio)")
+        if not np.all(np.isfinite(audio)):
+            raise DecodeError("decoded samples are not finite")
+        if au.peak(audio) < SILENCE_PEAK:
+            raise EmptyAudio(f"audio is digital silence (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
+        song.song_id = content_id(audio, sr)
+        if song.song_id in self.skip_ids:
+            # Same audio as a record OUT already holds: DropDuplicates records it as such.
+            song.set_label("decode", {"already_in_output": True})
+            return song
+        meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
+        tags = read_file_tags(data)
+        duration = audio.shape[-1] / sr
+        song.source = SourceInfo(
+            uri=song.uri, size_bytes=len(data), container=container, codec=codec, sample_rate=sr,
+            channels=int(audio.shape[0]), duration=round(duration, 3), file_tags=tags, sidecar=meta,
+            reference_lyrics=lyrics, reference_lyrics_format=lyr_fmt, reference_lyrics_lines=lyr_lines)
+        song.artist = str(meta.get("artist") or tags.get("artist") or tags.get("albumartist") or "")
+        song.title = str(meta.get("title") or tags.get("title") or
+                          posixpath.splitext(posixpath.basename(song.uri))[0])
+        max_s = float(self.config.get("max_seconds", MAX_SONG_SECONDS))
+        if max_s and duration > max_s:
+            audio = audio[:, : int(max_s * sr)]
+            song.truncated = True
+        work = self.context.work_dir
+        mix = au.to_stereo(au.resample(audio, sr, au.CODEC_RATE))
+        song.duration = mix.shape[-1] / au.CODEC_RATE  # what the codec sees fixes the frame count
+        song.audio["mix"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix"), mix, au.CODEC_RATE)
+        mono = au.resample(au.to_mono(audio), sr, au.ASR_RATE)
+        song.audio["mix16k"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix16k"), mono,
+                                                  au.ASR_RATE)
+        song.set_label("decode", {"source_sample_rate": sr, "source_channels": int(audio.shape[0]),
+                                  "container": container, "codec": codec})
+        return song
+
+
+class DecodeAudio(StageTransform):
+    """Songs (``Song(uri=...)``) in; decoded songs with ``mix`` / ``mix16k`` in the work dir out.
+
+    ``skip_uris`` / ``skip_ids``: songs OUT already holds (resume). Flag:
+    ``--decode_max_seconds``. Returns ``(songs, failures)``.
+    """
+
+    stage = "decode"
+    fn_class = DecodeFn
+
+    def __init__(self, config, context, skip_uris=(), skip_ids=()):
+        super().__init__(config, context)
+        self.skip = {"skip_uris": frozenset(skip_uris), "skip_ids": frozenset(skip_ids)}
+
+    @classmethod
+    def add_options(cls, group) -> None:
+        group.add_argument("--decode_max_seconds", type=float, default=MAX_SONG_SECONDS,
+                           help="songs are cut to this length (the training side caps at 360 s)")
+
+    def make_fn(self):
+        return DecodeFn(self.config, self.context, **self.skip)

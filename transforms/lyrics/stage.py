@@ -1,0 +1,214 @@
+"""Lyrics stage: guarded ASR on the vocal stem, into words, lines and the ``gt_lyric`` line.
+
+In: a Song with ``audio["vocals"]`` (any rate, any channels; resampled to 16 kHz
+mono) or, failing that, ``audio["mix16k"]``; optionally ``labels["structure"]``
+and reference lyrics in ``song.source``.
+Out: ``labels["lyrics"]`` (see :func:`lyrics_label`) with the backend's provenance.
+Failures (unreadable audio, a backend error) become dead letters.
+
+Guards: only spans where the vocal stem is active are transcribed (the rest is
+zeroed), decoding never conditions on previous text, invented segments
+(compression ratio, log-probability, no-speech, known phrases), credit lines,
+speaker prefixes, phrase loops and repeated lines are dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from schemas.records import Song
+from transforms.core import audio as au
+from transforms.core import workdir
+from transforms.core.stage import StageFn, StageTransform
+from transforms.lyrics import format as fmt
+from transforms.lyrics import guards
+from transforms.lyrics.align import alignment_scores
+from transforms.lyrics.backend import AsrBackend
+
+STAGE = "lyrics"
+# backend name -> "module:Class", imported only when the backend is checked or loaded
+BACKENDS = {
+    "faster-whisper": "transforms.lyrics.faster_whisper_backend:FasterWhisperBackend",
+    "whisper": "transforms.lyrics.whisper_backend:WhisperBackend",
+    "none": "transforms.lyrics.backend:NoAsr",
+}
+CLIP_MERGE_GAP = 6.0  # active spans closer than this are decoded as one clip (gaps stay zeroed)
+CLIP_PAD = 1.0  # seconds of (zeroed) context around a clip: Whisper misreads speech that starts a window
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3)
+
+
+def guarded_lines(segments: Sequence[dict], regions: Sequence[guards.Region],
+                  thresholds: guards.Thresholds, language: str) -> tuple:
+    """(lines, guard report) from decoded segments: every filter of the stage, in order.
+
+    Lines are ``{"start", "end", "text", "words"}``; the report counts what each
+    filter removed.
+    """
+    dropped: Counter = Counter()
+    lines: List[dict] = []
+    sep = "" if fmt.is_char_language(language) else " "
+    for seg in segments:
+        reason = guards.segment_verdict(seg, thresholds)
+        if reason is None and fmt.is_credit_line(seg.get("text", "")):
+            reason = "credit_line"
+        if reason is not None:
+            dropped[reason] += 1
+            continue
+        words = [w for w in seg.get("words", []) if str(w["text"]).strip()]
+        inside = guards.words_in_regions(words, regions)
+        dropped["words_outside_regions"] += inside.count(False)
+        words = [w for w, ok in zip(words, inside) if ok]
+        prefix = fmt.speaker_prefix_length([w["text"] for w in words])
+        dropped["speaker_prefix_words"] += prefix
+        words = words[prefix:]
+        keep = fmt.collapse_repeats([w["text"] for w in words])
+        dropped["looped_words"] += len(words) - len(keep)
+        words = [words[i] for i in keep]
+        if not words:
+            dropped["empty"] += 1
+            continue
+        lines.append({"start": float(words[0]["start"]), "end": float(words[-1]["end"]),
+                      "text": sep.join(str(w["text"]).strip() for w in words), "words": words})
+    repeated = fmt.repeated_line_flags([ln["text"] for ln in lines])
+    dropped["repeated_line"] += sum(repeated)
+    lines = [ln for ln, rep in zip(lines, repeated) if not rep]
+    return lines, {"segments": len(segments), "dropped": {k: v for k, v in sorted(dropped.items()) if v}}
+
+
+def reference_block(song: Song) -> Optional[dict]:
+    """The song's reference lyrics (sidecar .txt / .lrc), credit lines removed; None if it has none."""
+    src = song.source
+    if src is None or not (src.reference_lyrics or src.reference_lyrics_lines):
+        return None
+    raw = [ln.get("text", "") for ln in src.reference_lyrics_lines] or src.reference_lyrics.splitlines()
+    kept = fmt.clean_reference_lines(raw)
+    return {"format": src.reference_lyrics_format, "text": "\n".join(kept), "num_lines": len(kept),
+            "lines": [{"time": ln.get("time"), "text": ln.get("text", "")} for ln in src.reference_lyrics_lines]}
+
+
+def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
+                 sections: Optional[Sequence[dict]] = None, reference: Optional[dict] = None,
+                 gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None) -> Dict[str, Any]:
+    """labels["lyrics"] for 16 kHz mono ``audio`` (1-D float32) of a song ``duration`` s long.
+
+    Keys: language, language_probability, language_coverage (of the sung time),
+    language_forced, language_windows, has_vocals, vocal_seconds, regions, words,
+    lines, gt_lyric, gt_lyric_timed, sections, sections_source, chunks,
+    chunks_rejected, guards, transcribed; reference and alignment when a reference
+    is given.
+    """
+    sr = au.ASR_RATE
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    regions = guards.active_regions(audio, sr, gate)
+    judged = []
+    if backend.does_transcribe:
+        judged = [(sec, backend.language_probs(clip)) for sec, clip in guards.language_packs(audio, sr, regions)]
+    language, prob, coverage = guards.vote_language(judged, forced_language)
+    segments: List[dict] = []
+    if backend.does_transcribe and regions:
+        clips = guards.merge_regions(
+            [(max(0.0, s - CLIP_PAD), min(duration, e + CLIP_PAD)) for s, e in regions], CLIP_MERGE_GAP)
+        segments = backend.transcribe(guards.mask_outside(audio, sr, regions), clips, language or None)
+    lines, report = guarded_lines(segments, regions, backend.thresholds, language)
+    if sections:
+        sections_source = "structure"
+    else:
+        sections, sections_source = fmt.sections_from_activity(regions, duration), "vocal_activity"
+    gt = fmt.build_gt_lyric(sections, lines, language)
+    report["dropped"]["words_in_non_lyric_sections"] = gt["dropped_words"]
+    chunks, rejected = fmt.chunk_lines(lines, language)
+    words = [{"start": _r(w["start"]), "end": _r(w["end"]), "text": str(w["text"]),
+              "probability": round(float(w.get("probability", 1.0)), 4)} for ln in lines for w in ln["words"]]
+    label: Dict[str, Any] = {
+        "language": language,
+        "language_probability": round(prob, 4),
+        "language_coverage": round(coverage, 4),
+        "language_forced": bool(forced_language),
+        "language_windows": [{"seconds": _r(sec), "language": max(p, key=p.get) if p else "",
+                              "probability": round(max(p.values()), 4) if p else 0.0} for sec, p in judged],
+        "transcribed": bool(backend.does_transcribe),
+        "has_vocals": bool(regions),
+        "vocal_seconds": _r(guards.total_seconds(regions)),
+        "regions": [[_r(s), _r(e)] for s, e in regions],
+        "words": words,
+        "lines": [{"start": _r(ln["start"]), "end": _r(ln["end"]), "text": ln["text"]} for ln in lines],
+        "gt_lyric": gt["gt_lyric"],
+        "gt_lyric_timed": gt["gt_lyric_timed"],
+        "sections": gt["sections"],
+        "sections_source": sections_source,
+        "chunks": chunks,
+        "chunks_rejected": rejected,
+        "guards": report,
+    }
+    if reference is not None:
+        label["reference"] = reference
+        hypothesis = " ".join(ln["text"] for ln in lines)
+        label["alignment"] = alignment_scores(reference["text"], hypothesis, language or "en")
+    return label
+
+
+class TranscribeFn(StageFn):
+    stage = STAGE
+
+    def apply(self, song: Song) -> Song:
+        if "vocals" in song.audio:
+            stem, rate = workdir.load_audio(song.audio["vocals"])
+            source, note = "vocals", "transcribed the vocal stem"
+        elif "mix16k" in song.audio:
+            stem, rate = workdir.load_audio(song.audio["mix16k"])
+            source, note = "mix16k", "no vocal stem: transcribed the full mix (audio['mix16k'])"
+        else:
+            raise ValueError("lyrics: the song has neither audio['vocals'] nor audio['mix16k']")
+        mono = au.resample(au.to_mono(stem), rate, au.ASR_RATE)[0]
+        duration = song.duration or mono.shape[0] / float(au.ASR_RATE)
+        gate = guards.GateConfig(rel_db=float(self.config.get("gate_db", guards.GateConfig.rel_db)))
+        label = lyrics_label(self.backend, mono, duration,
+                             sections=song.label("structure", "sections") or None,
+                             reference=reference_block(song), gate=gate,
+                             forced_language=self.config.get("language") or None)
+        label["source"], label["note"] = source, note
+        song.set_label(self.stage, label, self.backend.provenance())
+        return song
+
+
+class TranscribeLyrics(StageTransform):
+    """Songs -> (songs with labels["lyrics"], dead letters).
+
+    The backend is ``--lyrics`` (see ``BACKENDS``) and gets every ``--lyrics_*``
+    flag but the stage's own (``gate_db``, ``language``). A song whose audio
+    cannot be read or whose backend fails becomes a DeadLetter of stage "lyrics".
+    """
+
+    stage = STAGE
+    fn_class = TranscribeFn
+    backends = BACKENDS
+    default_backend = "faster-whisper"
+    stage_params = ("gate_db", "language")
+
+    @classmethod
+    def add_options(cls, group) -> None:
+        super().add_options(group)
+        add = group.add_argument
+        add("--lyrics_model", default=None,
+            help="model name in the library's cache, a checkpoint file or a CTranslate2 folder")
+        add("--lyrics_device", default="cpu")
+        add("--lyrics_compute_type", default="int8", help="faster-whisper compute type")
+        add("--lyrics_language", default=None, help="force a language (default: detect)")
+        add("--lyrics_beam_size", type=int, default=1)
+        add("--lyrics_sample_len", type=int, default=None,
+            help="most tokens decoded per 30 s window (default: the library's)")
+        add("--lyrics_threads", type=int, default=0, help="CPU threads for ASR (0: library default)")
+        add("--lyrics_gate_db", type=float, default=30.0,
+            help="vocal gate: frames more than this many dB below the stem's loud level are not transcribed")
+        add("--lyrics_compression_ratio_threshold", type=float, default=2.4,
+            help="drop decoded segments more compressible than this (loops)")
+        add("--lyrics_log_prob_threshold", type=float, default=-1.0,
+            help="drop decoded segments whose average log-probability is below this")
+        add("--lyrics_no_speech_threshold", type=float, default=0.6,
+            help="drop segments whose no-speech probability is above this (unless confidently decoded)")

@@ -1,0 +1,12 @@
+"""Separation stage: the mix into a vocal stem and an accompaniment stem.
+
+Public: :class:`SeparateStems`. Backends (``BACKENDS``, chosen with ``--separate``):
+``dsp`` (weight-free fallback) and ``demucs`` (htdemucs from local weights).
+Modules: ``stage`` (the PTransform and its options), ``backend`` (the backend
+interface and the streaming run), ``overlap``, ``stream`` (block-wise work-dir
+I/O), ``metrics`` (SDR), and one module per backend.
+"""
+
+from transforms.separate.stage import BACKENDS, STAGE, SeparateStems
+
+__all__ = ["BACKENDS", "STAGE", "SeparateStems"]

@@ -1,0 +1,139 @@
+"""Block-wise reading and writing of work-dir audio, so that long songs fit in bounded memory.
+
+The files are the ones ``transforms.core.workdir.save_audio`` writes and ``load_audio``
+reads: an uncompressed ``.npz`` holding ``audio`` (float32 [channels, samples])
+and ``sample_rate``. :class:`AudioWriter` streams ``audio`` in Fortran order
+(samples interleaved), which ``np.load`` and ``load_audio`` read back as the same
+[channels, samples] array; :class:`AudioReader` reads either order block by block.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Iterator
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+_READ_BYTES = 1 << 20
+
+
+def _skip(stream, nbytes: int) -> None:
+    while nbytes > 0:
+        got = len(stream.read(min(nbytes, _READ_BYTES)))
+        if got == 0:
+            raise EOFError("audio file ends early")
+        nbytes -= got
+
+
+def _read_exact(stream, nbytes: int) -> bytes:
+    data = stream.read(nbytes)
+    if len(data) != nbytes:
+        raise EOFError("audio file ends early")
+    return data
+
+
+class AudioReader:
+    """Reads a work-dir audio file in blocks: ``with AudioReader(uri) as r: for b in r.blocks(n)``.
+
+    Attributes: ``sample_rate``, ``channels``, ``num_samples``. Blocks are float32
+    [channels, n] (the last one shorter). Raises ValueError if the file holds no
+    2-D ``audio`` array.
+    """
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._file = FileSystems.open(uri)
+        if not (hasattr(self._file, "seekable") and self._file.seekable()):
+            self._file = io.BytesIO(self._file.read())  # zip needs seeks; small stores only
+        self._zip = zipfile.ZipFile(self._file)
+        with self._zip.open("sample_rate.npy") as f:
+            self.sample_rate = int(np.load(f))
+        self._handles = [self._zip.open("audio.npy")]
+        version = np.lib.format.read_magic(self._handles[0])
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0)(self._handles[0])
+        if len(shape) != 2:
+            raise ValueError(f"{uri}: audio must be [channels, samples], got shape {shape}")
+        self.channels, self.num_samples = int(shape[0]), int(shape[1])
+        self.dtype, self.fortran = np.dtype(dtype), bool(fortran)
+        if not self.fortran:  # channel-major: one handle per channel, each read forward
+            header = self._handles[0].tell()
+            for c in range(1, self.channels):
+                h = self._zip.open("audio.npy")
+                _skip(h, header + c * self.num_samples * self.dtype.itemsize)
+                self._handles.append(h)
+
+    def blocks(self, block_samples: int) -> Iterator[np.ndarray]:
+        left = self.num_samples
+        size = self.dtype.itemsize
+        while left > 0:
+            n = min(block_samples, left)
+            if self.fortran:
+                raw = np.frombuffer(_read_exact(self._handles[0], n * self.channels * size), self.dtype)
+                block = raw.reshape(n, self.channels).T
+            else:
+                block = np.stack([np.frombuffer(_read_exact(h, n * size), self.dtype) for h in self._handles])
+            left -= n
+            yield np.ascontiguousarray(block, dtype=np.float32)
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.close()
+        self._zip.close()
+        self._file.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AudioWriter:
+    """Writes a work-dir audio file block by block; exactly ``num_samples`` samples are stored.
+
+    ``write`` takes float32 [channels, n]; ``close`` pads with silence or trims to
+    ``num_samples`` and finishes the file. Nothing is readable at ``uri`` before
+    ``close`` returns; ``abort`` drops a half-written file's handle.
+    """
+
+    def __init__(self, uri: str, channels: int, num_samples: int, sample_rate: int):
+        self.uri, self.channels, self.num_samples, self.sample_rate = uri, channels, num_samples, sample_rate
+        self.written = 0
+        self._file = FileSystems.create(uri)
+        self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self._member = self._zip.open("audio.npy", "w", force_zip64=True)
+        header = {"descr": "<f4", "fortran_order": True, "shape": (channels, num_samples)}
+        np.lib.format.write_array_header_2_0(self._member, header)
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected [{self.channels}, n] audio, got shape {block.shape}")
+        n = min(block.shape[1], self.num_samples - self.written)
+        if n > 0:
+            self._member.write(np.ascontiguousarray(block[:, :n].T, dtype="<f4").tobytes())
+            self.written += n
+
+    def close(self) -> str:
+        missing = self.num_samples - self.written
+        while missing > 0:
+            n = min(missing, _READ_BYTES)
+            self.write(np.zeros((self.channels, n), dtype=np.float32))
+            missing -= n
+        self._member.close()
+        buf = io.BytesIO()
+        np.save(buf, np.int64(self.sample_rate))
+        self._zip.writestr("sample_rate.npy", buf.getvalue())
+        self._zip.close()
+        self._file.close()
+        return self.uri
+
+    def abort(self) -> None:
+        for closer in (self._member.close, self._zip.close, self._file.close):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - already failing; the file is discarded
+                pass

@@ -1,0 +1,92 @@
+"""Tags stage: who sings, in what genre and mood, on which instruments; the description line.
+
+In: a Song with ``audio["mix"]`` (48 kHz stereo), ideally ``audio["mix16k"]`` and
+``audio["vocals"]`` (from separation), ``labels["structure"]`` (bpm) and
+``labels["lyrics"]`` (ASR evidence), and ``source.file_tags`` / ``source.sidecar``.
+Out: ``labels["tags"]`` (:func:`transforms.tags.descriptions.tags_label`): gender,
+genre, emotion, instruments, ``descriptions`` ("female, pop, sad, piano, the bpm
+is 120"), ``tag_list``, per tag its ``sources``, and ``vocals`` (the vocal decision
+the quality stage turns into ``[Pure-Music]``). An instrumental gets no gender.
+A song without a readable mix, or any error while tagging, becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from schemas.records import Song
+from transforms.core import audio as au
+from transforms.core import workdir
+from transforms.core.stage import StageFn, StageTransform
+from transforms.tags import descriptors, metadata
+from transforms.tags.descriptions import merge_tags, tags_label
+from transforms.tags.vocals import decide_vocals, stem_presence
+
+STAGE = "tags"
+# backend name -> "module:Class", imported only when the backend is checked or loaded
+BACKENDS = {
+    "dsp": "transforms.tags.backend:DspTagger",
+    "clap": "transforms.tags.clap_backend:ClapTagger",
+}
+
+
+def _optional(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
+    uri = song.audio.get(name)
+    return workdir.load_audio_at(uri, rate) if uri else None
+
+
+def tag_song(song: Song, backend) -> dict:
+    """``labels["tags"]`` of a song whose audio lies in the work dir. Raises ValueError without a mix."""
+    if "mix" not in song.audio:
+        raise ValueError("song has no decoded mix (audio['mix'])")
+    mix, sr = workdir.load_audio(song.audio["mix"])
+    if mix.size == 0:
+        raise ValueError("decoded mix is empty")
+    mix16k = _optional(song, "mix16k", au.ASR_RATE)
+    mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
+    vocals = _optional(song, "vocals", sr)
+    presence = stem_presence(vocals, mix, sr) if vocals is not None else None
+    vocal = decide_vocals(presence, song.labels.get("lyrics"))
+    structure = song.labels.get("structure", {}) or {}
+    src = song.source
+    file_tags, sidecar = (src.file_tags, src.sidecar) if src else ({}, {})
+    meta = metadata.metadata_tags(file_tags, sidecar)
+    desc = descriptors.describe(mix16k[0], vocals, sr, structure, metadata.declared_bpm(file_tags, sidecar),
+                                pure_music=vocal["present"] is False, mix=mix)
+    del vocals
+    model = backend.tag(mix, sr)
+    merged = merge_tags(meta["tags"], str(desc["pitch"]["gender"]), model.get("picks", {}))
+    if vocal["present"] is False:
+        merged["gender"] = []  # an instrumental never gets a vocal gender, whatever its metadata says
+    label = tags_label(merged, desc, meta["unmapped"], model.get("scores"))
+    label["vocals"] = vocal
+    return label
+
+
+class TagFn(StageFn):
+    stage = STAGE
+
+    def apply(self, song: Song) -> Song:
+        song.set_label(self.stage, tag_song(song, self.backend), self.backend.provenance())
+        return song
+
+
+class TagSongs(StageTransform):
+    """Songs -> (songs with labels["tags"], dead letters). Backend: ``--tags`` (see ``BACKENDS``)."""
+
+    stage = STAGE
+    fn_class = TagFn
+    backends = BACKENDS
+    default_backend = "dsp"
+
+    @classmethod
+    def add_options(cls, group) -> None:
+        super().add_options(group)
+        group.add_argument("--tags_weights", default=None, help="clap: a CLAP checkpoint folder")
+        group.add_argument("--tags_device", default="cpu")
+        group.add_argument("--tags_min_confidence", type=float, default=0.3,
+                           help="clap: probability a gender / genre / emotion pick needs (and twice the uniform share)")
+        group.add_argument("--tags_windows", type=int, default=6,
+                           help="clap: evenly spaced 10 s windows averaged per song")
