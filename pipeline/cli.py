@@ -2,6 +2,7 @@
 
     songshard run --input SONGS --output OUT [any Beam option]
     songshard inspect OUT [KEY] [--export DIR] [--plot PNG]
+    songshard report OUT [--sample N]
     songshard sample-corpus DIR [--n_songs N] [--seed S]
 
 ``run`` takes every Beam option (``--runner``, ``--direct_num_workers``,
@@ -83,7 +84,13 @@ def _sample_corpus(argv: List[str]) -> int:
     return sample_corpus.main(argv) or 0
 
 
-COMMANDS = {"run": _run, "inspect": _inspect, "sample-corpus": _sample_corpus}
+def _report(argv: List[str]) -> int:
+    from pipeline.report import report_main
+
+    return report_main(argv)
+
+
+COMMANDS = {"run": _run, "inspect": _inspect, "report": _report, "sample-corpus": _sample_corpus}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
