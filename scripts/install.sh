@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs songshard and everything it uses into ./.venv on a fresh Debian machine:
-# Debian's ffmpeg / sox / festival / espeak-ng, the CPU build of torch, then the package.
+# Debian's ffmpeg / sox / festival / espeak-ng (test audio) and chromium + chromium-driver (the report's
+# browser test), the CPU build of torch, then the package.
 # Re-running it is cheap: every step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="ffmpeg sox festival espeak-ng"
+APT_PACKAGES="ffmpeg sox festival espeak-ng chromium chromium-driver"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -20,4 +21,8 @@ PY=${PYTHON:-python3}
 # The CPU wheel of torch first, so that nothing below pulls a CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "torch==2.13.0"
 .venv/bin/pip install -q -e ".[test]"  # every optional backend's extra, so that the tests cover them all
+# musicnn's weights (ISC) for the default tagger; its metadata pins TensorFlow and an old numpy, which
+# songshard does not use, so without its dependencies.
+.venv/bin/python -c "import importlib.util as u; assert u.find_spec('musicnn')" 2>/dev/null \
+  || .venv/bin/pip install -q --no-deps "musicnn==0.1.0"
 echo "songshard installed in .venv"

@@ -16,6 +16,7 @@ import pytest
 import webdataset as wds
 
 from pipeline.run import run
+from transforms.core.shape_rules import shape_ok
 from pipeline.sample_corpus import make_sample_corpus
 
 SECTION_TAGS = {"verse", "chorus", "bridge", "intro-short", "intro-medium", "intro-long", "outro-short",
@@ -33,10 +34,7 @@ def corpus(tmp_path_factory):
 def output(corpus, tmp_path_factory):
     d, _ = corpus
     out = tmp_path_factory.mktemp("out")
-    # Synthetic festival singing sits near the 0.9 language-probability line; the rule itself is
-    # tested in test_split_filter_shard.py, so it is relaxed here to keep this test about the plumbing.
     stats = run(["--input", str(d), "--output", str(out), "--shard_write_audio", "--progress_interval", "0",
-                 "--filter_min_language_probability", "0.5",
                  "--split_valid_fraction", "0", "--split_test_fraction", "0"])
     return out, stats
 
@@ -66,6 +64,16 @@ def test_every_good_song_is_in_the_shards_exactly_once(corpus, output):
         assert rec["musicality"].startswith("[") and rec["descriptions"] == rec["descriptions"].lower()
         for stage in ("separate", "structure", "lyrics", "tags", "quality", "tokens"):
             assert rec["provenance"][stage]["backend"], stage
+        # the defaults are the real models wherever a package ships weights
+        assert rec["provenance"]["separate"]["backend"] == "spleeter"
+        assert rec["provenance"]["tags"]["backend"] == "musicnn"
+        assert rec["provenance"]["lyrics"]["backend"] == "faster-whisper"
+        assert shape_ok(rec["gt_lyric"]) and shape_ok(rec["gt_lyric_timed"]), rec["gt_lyric"]
+        lyrics = rec["labels"]["lyrics"]
+        assert lyrics["vocal_activity"]["source"] == "vad" and lyrics["vocal_activity"]["regions"]
+        assert lyrics["vocal_activity"]["model"]["backend"] == "silero-vad"
+        # every corpus song is sung: words in its line, a vocal decision, never [Pure-Music]
+        assert lyrics["words"] and not rec["pure_music"] and rec["labels"]["tags"]["vocals"]["present"]
 
 
 def test_every_bad_file_is_a_dead_letter_or_a_recorded_drop(corpus, output):

@@ -45,7 +45,7 @@ def test_words_in_instrumental_sections_are_left_out_and_wordless_verses_retagge
     gt = fmt.build_gt_lyric(sections, lines, "en")
     assert gt["dropped_words"] == 2
     # the verse without words after the last sung section is an outro by position
-    assert gt["gt_lyric"] == "[intro-short] ; [inst-medium] ; [chorus] hold on. ; [outro-medium] ; [outro-medium]"
+    assert gt["gt_lyric"] == "[intro-medium] ; [chorus] hold on. ; [outro-long]"
 
 
 def test_chinese_sections_have_no_trailing_period_and_ascii_punctuation():
@@ -53,14 +53,6 @@ def test_chinese_sections_have_no_trailing_period_and_ascii_punctuation():
     line = {"start": 1.0, "end": 4.0, "text": "", "words": words}
     gt = fmt.build_gt_lyric([{"start": 0.0, "end": 10.0, "label": "verse", "tag": "verse"}], [line], "zh")
     assert gt["gt_lyric"] == "[verse] 我爱你,中国.你好"
-
-
-def test_sections_from_activity_buckets_gaps():
-    sections = fmt.sections_from_activity([(12.0, 30.0), (31.0, 50.0), (75.0, 90.0)], 100.0)
-    assert [s["tag"] for s in sections] == ["intro-medium", "verse", "inst-long", "verse", "outro-medium"]
-    assert sections[0]["start"] == 0.0 and sections[-1]["end"] == 100.0
-    assert all(a["end"] == b["start"] for a, b in zip(sections, sections[1:]))
-    assert fmt.sections_from_activity([], 30.0)[0]["tag"] == "inst-long"
 
 
 def test_section_tag_maps_analyser_labels():
@@ -181,4 +173,4 @@ def test_a_song_without_words_is_intro_inst_outro():
     sections = [{"start": 0.0, "end": 8.0, "tag": "intro-short"}, {"start": 8.0, "end": 30.0, "tag": "verse"},
                 {"start": 30.0, "end": 45.0, "tag": "chorus"}, {"start": 45.0, "end": 50.0, "tag": "verse"}]
     out = fmt.build_gt_lyric(sections, [], "")
-    assert out["gt_lyric"] == "[intro-short] ; [inst-long] ; [inst-medium] ; [outro-short]"
+    assert out["gt_lyric"] == "[intro-short] ; [inst-long] ; [outro-short]"

@@ -214,5 +214,6 @@ def test_asr_without_words_is_evidence_of_pure_music():
     assert decide_vocals(0.95, {"transcribed": True, "words": []})["evidence"] == ["asr_no_words"]
     assert decide_vocals(0.95, {"transcribed": True, "words": [{"text": "la"}]})["present"] is True
     assert decide_vocals(0.95, {"transcribed": False, "words": []})["present"] is True
-    assert decide_vocals(0.01, None) == {"present": False, "stem_presence": 0.01, "evidence": ["vocal_stem"]}
+    assert decide_vocals(0.01, None) == {"present": False, "score": None, "stem_presence": 0.01,
+                                         "evidence": ["vocal_stem"], "rule": "stem"}
     assert decide_vocals(None, {"transcribed": True, "words": []})["present"] is None

@@ -25,7 +25,8 @@ def _song(duration, **labels):
 
 
 def test_filter_rules_give_every_reason():
-    p = {"min_duration": 60, "max_duration": 600, "min_language_probability": 0.9, "min_language_coverage": 0.8}
+    p = {"min_duration": 60, "max_duration": 600, "min_language_probability": 0.9, "min_language_coverage": 0.8,
+         "language_rule": True}
     assert drop_reasons(_song(120), p) == []
     assert drop_reasons(_song(30), p, ("duration",))[0].startswith("too_short")
     lyr = {"words": [{"text": "x"}], "language": "en", "language_probability": 0.5, "language_coverage": 0.5}
@@ -38,6 +39,8 @@ def test_filter_rules_give_every_reason():
     assert [r.split(":")[0] for r in drop_reasons(declared, p, ("language",))] == ["language_mixed"]
     declared.source.sidecar = {"language": "fr"}
     assert len(drop_reasons(declared, p, ("language",))) == 2
+    # without --filter_language_rule a weak language guess drops nothing: it stays in the label and index
+    assert drop_reasons(_song(120, lyrics=lyr), {**p, "language_rule": False}, ("language",)) == []
 
 
 def test_shard_plan_respects_both_limits():

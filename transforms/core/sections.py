@@ -8,6 +8,8 @@ side, which is the safe failure.
 
 from __future__ import annotations
 
+from typing import Dict, List, Sequence
+
 TRAINING_TAGS = ("verse", "chorus", "bridge", "intro-short", "intro-medium", "intro-long",
                  "outro-short", "outro-medium", "outro-long", "inst-short", "inst-medium", "inst-long",
                  "silence")
@@ -56,3 +58,34 @@ def section_tag(section: dict) -> str:
 def is_wordless(tag: str) -> bool:
     """True for intro / outro / inst / silence tags and labels: they carry no words."""
     return family(tag) in WORDLESS
+
+
+def tile(sections: Sequence[dict], duration: float, min_gap: float = 1.0) -> List[dict]:
+    """Sections sorted, overlaps cut, covering exactly [0, duration].
+
+    Gaps of ``min_gap`` seconds or more become "silence" sections; shorter ones
+    (rounding between analysis rates) are absorbed by the neighbouring section.
+    """
+    out: List[dict] = []
+    t = 0.0
+    for s in sorted(sections, key=lambda s: s["start"]):
+        start, end = max(float(s["start"]), t), min(float(s["end"]), duration)
+        if end <= start:
+            continue
+        if start - t >= min_gap:
+            out.append({"start": t, "end": start, "label": "silence"})
+        else:
+            start = t
+        out.append({**s, "start": start, "end": end})
+        t = end
+    if duration - t >= min_gap:
+        out.append({"start": t, "end": duration, "label": "silence"})
+    elif out:
+        out[-1]["end"] = duration
+    return out
+
+
+def with_tags(sections: Sequence[dict]) -> List[Dict]:
+    """Sections with the training-side ``tag`` added (times rounded to milliseconds)."""
+    return [{"start": round(float(s["start"]), 3), "end": round(float(s["end"]), 3), "label": s["label"],
+             "tag": to_training_tag(s["label"], float(s["end"]) - float(s["start"]))} for s in sections]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from transforms.core.stage import BackendUnavailable
 
@@ -24,10 +24,15 @@ def file_sha256(path: str, block: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def files_sha256(paths: Iterable[str]) -> str:
-    """One digest over several files: sha256 of sorted ``basename:sha256`` lines."""
-    lines = sorted(f"{os.path.basename(p)}:{file_sha256(p)}" for p in paths)
+def digest_of(named: Mapping[str, str]) -> str:
+    """One digest over several files' digests (``{file name: sha256}``): sha256 of sorted ``name:sha256`` lines."""
+    lines = sorted(f"{name}:{sha}" for name, sha in named.items())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def files_sha256(paths: Iterable[str]) -> str:
+    """One digest over several files (:func:`digest_of` their basenames and sha256s)."""
+    return digest_of({os.path.basename(p): file_sha256(p) for p in paths})
 
 
 def weights_sha256(path: str) -> str:

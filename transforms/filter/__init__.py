@@ -51,13 +51,19 @@ def declared_language(song: Song) -> str:
 
 
 def language_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
-    """The reference language filter; songs without vocals (or without a transcript) are exempt.
+    """The training side's language rule, only when asked for (``--filter_language_rule``).
+
+    Off by default: the default ASR model is small, and on singing its language
+    probability is low even when the language is right, so the rule would drop
+    most vocal songs. Language, probability and coverage are in every label and
+    index row for a trainer to threshold. Songs without vocals (or without a
+    transcript) are exempt.
 
     The probability rule is waived when the detected language is the one the
     song's metadata declares (two independent sources agreeing); the coverage
     rule always applies.
     """
-    if song.label("quality", "pure_music", False):
+    if not p.get("language_rule") or song.label("quality", "pure_music", False):
         return []
     lyr = song.labels.get("lyrics", {})
     if not lyr.get("words"):
@@ -169,6 +175,9 @@ class FilterSongs(Configurable, beam.PTransform):
         add = group.add_argument
         add("--filter_min_duration", type=float, default=MIN_SONG_SECONDS, help="drop songs shorter than this (s)")
         add("--filter_max_duration", type=float, default=3600.0, help="drop inputs longer than this before the cut (s)")
+        add("--filter_language_rule", action="store_true",
+            help="apply the training side's language rule (probability > --filter_min_language_probability and "
+                 "coverage > --filter_min_language_coverage); off by default: see the README")
         add("--filter_min_language_probability", type=float, default=0.9)
         add("--filter_min_language_coverage", type=float, default=0.8)
         add("--filter_min_musicality", default=None,

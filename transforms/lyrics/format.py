@@ -26,6 +26,7 @@ import re
 import unicodedata
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from transforms.core import shape_rules  # one definition of the section-line rules
 from transforms.core.facts import FRAME_RATE
 from transforms.core.sections import LYRIC_FAMILIES as LYRIC_TAGS  # noqa: F401 - re-exported
 from transforms.core.sections import WORDLESS as NO_WORD_KINDS
@@ -172,41 +173,6 @@ def clean_reference_lines(lines: Iterable[str]) -> List[str]:
 
 # ---- sections ---------------------------------------------------------------------------
 
-def sections_from_activity(regions: Sequence[Tuple[float, float]], duration: float,
-                           min_gap: float = 3.0) -> List[dict]:
-    """Sections from vocal activity alone (no structure label): sung spans and the gaps between.
-
-    Regions closer than ``min_gap`` join one ``verse``; a leading gap is an intro, a
-    trailing gap an outro, gaps between are inst, each with its duration bucket.
-    """
-    spans: List[List[float]] = []
-    for start, end in sorted(regions):
-        if spans and start - spans[-1][1] < min_gap:
-            spans[-1][1] = max(spans[-1][1], end)
-        else:
-            spans.append([start, end])
-    if not spans:
-        return [{"start": 0.0, "end": round(duration, 3), "label": "inst",
-                 "tag": f"inst-{bucket(duration)}"}] if duration > 0 else []
-    sections, cursor = [], 0.0
-    for k, (start, end) in enumerate(spans):
-        start, end = max(0.0, start), min(duration, end) if duration > 0 else end
-        if start - cursor >= 0.5:
-            kind = "intro" if k == 0 else "inst"
-            sections.append({"start": round(cursor, 3), "end": round(start, 3), "label": kind,
-                             "tag": f"{kind}-{bucket(start - cursor)}"})
-        else:
-            start = cursor
-        sections.append({"start": round(start, 3), "end": round(end, 3), "label": "verse", "tag": "verse"})
-        cursor = end
-    if duration - cursor >= 0.5:
-        sections.append({"start": round(cursor, 3), "end": round(duration, 3), "label": "outro",
-                         "tag": f"outro-{bucket(duration - cursor)}"})
-    elif sections:
-        sections[-1]["end"] = round(max(duration, cursor), 3)
-    return sections
-
-
 def section_index(sections: Sequence[dict], t: float) -> int:
     """Index of the section holding time ``t`` (nearest one when ``t`` falls in no section)."""
     best, best_d = 0, float("inf")
@@ -236,7 +202,8 @@ def _join_sentences(sentences: Sequence[str], language: str) -> str:
 LINE_KEEP_SHARE = 0.75  # a line with this share of its words in one section stays whole there
 
 
-def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: str) -> Dict[str, object]:
+def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: str,
+                   opens: bool = True, closes: bool = True) -> Dict[str, object]:
     """``{"gt_lyric", "gt_lyric_timed", "sections", "dropped_words"}`` from sections and lines.
 
     Each word goes to the section holding its midpoint, except that a line with at
@@ -265,7 +232,7 @@ def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: st
             per_section[k].extend(sentences)
             counts[k] += len(words)
     has_words = [bool(s) for s in per_section]
-    out_sections, plain, timed, dropped = [], [], [], 0
+    placed, dropped = [], 0
     for k, sec in enumerate(sections):
         tag = section_tag(sec)
         kind = tag_kind(tag)
@@ -282,13 +249,29 @@ def build_gt_lyric(sections: Sequence[dict], lines: Sequence[dict], language: st
                     kind = ("intro" if not any(has_words[:k]) else
                             "outro" if not any(has_words[k + 1:]) else "inst")
                 tag = f"{kind}-{bucket(end - start)}"
-        text = _join_sentences(sentences, language)
-        plain.append(f"[{tag}] {text}" if text else f"[{tag}]")
-        timed.append(f"[{tag}][{start:.2f}:{end:.2f}]{text}")
-        out_sections.append({"start": round(start, 3), "end": round(end, 3), "tag": tag,
-                             "label": sec.get("label", ""), "num_words": 0 if kind in NO_WORD_KINDS or not sentences else counts[k]})
+        placed.append({"start": round(start, 3), "end": round(end, 3), "tag": tag, "label": sec.get("label", ""),
+                       "num_words": 0 if kind in NO_WORD_KINDS or not sentences else counts[k],
+                       "text": _join_sentences(sentences, language)})
+    # retagged sections may leave intro / inst runs: the same rules as the structure stage's
+    placed = shape_rules.settle_tags(placed, opens, closes)
+    plain = [f"[{p['tag']}] {p['text']}" if p["text"] else f"[{p['tag']}]" for p in placed]
+    timed = [f"[{p['tag']}][{p['start']:.2f}:{p['end']:.2f}]{p['text']}" for p in placed]
+    out_sections = [{k: p[k] for k in ("start", "end", "tag", "label", "num_words")} for p in placed]
     return {"gt_lyric": " ; ".join(plain), "gt_lyric_timed": " ; ".join(timed),
             "sections": out_sections, "dropped_words": dropped}
+
+
+def chunk_gt_lyric(chunk: dict, sections: Sequence[dict], lines: Sequence[dict], language: str) -> Dict[str, object]:
+    """build_gt_lyric for one chunk: its sections and lines, times relative to the chunk's start."""
+    start, end = float(chunk["start"]), float(chunk["end"])
+    window = shape_rules.window_sections(sections, start, end)
+    inside = [{**ln, "start": float(ln["start"]) - start, "end": float(ln["end"]) - start,
+               "words": [{**w, "start": float(w["start"]) - start, "end": float(w["end"]) - start}
+                         for w in ln.get("words", [])]}
+              for ln in lines if float(ln["start"]) >= start - 1e-3 and float(ln["end"]) <= end + 1e-3]
+    families = [shape_rules.canonical_label(s.get("tag") or s.get("label", "")) for s in window]
+    return build_gt_lyric(window, inside, language, opens=bool(families) and families[0] == "intro",
+                          closes=bool(families) and families[-1] == "outro")
 
 
 # ---- chunks -----------------------------------------------------------------------------

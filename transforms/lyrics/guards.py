@@ -4,7 +4,7 @@ Whisper on songs invents text over long intros and instrumental parts (credit
 lines, "thanks for watching"), loops on a phrase, and drifts across languages.
 These pure functions keep it honest:
 
-* :func:`active_regions` gates by the vocal stem's energy, so silent and
+* ``active_regions`` (``transforms.core.activity``) gates by the vocal stem's energy, so silent and
   instrumental spans are never transcribed (and are zeroed by :func:`mask_outside`);
 * :func:`language_packs` / :func:`vote_language` give a per-song language, its
   probability and the share of the sung time it covers;
@@ -21,9 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from transforms.core import audio as au
+# The energy gate and region maths live in transforms.core.activity (the structure stage uses them too).
+from transforms.core.activity import (GateConfig, Region, active_regions, confirmed_regions,  # noqa: F401
+                                      merge_regions, total_seconds)
 
-Region = Tuple[float, float]
 
 # Phrases Whisper is known to produce over music or silence (subtitle credits, video outros).
 HALLUCINATION_PATTERNS = re.compile(
@@ -34,20 +35,6 @@ HALLUCINATION_PATTERNS = re.compile(
 
 
 @dataclass
-class GateConfig:
-    """Energy gate: a 50 ms frame is active when it is within ``rel_db`` of the stem's loud level
-    (95th percentile frame) and above ``floor_db`` dBFS; spans are bridged over ``merge_gap``
-    seconds, dropped under ``min_region`` seconds, and padded by ``pad`` seconds."""
-
-    rel_db: float = 30.0
-    floor_db: float = -50.0
-    hop_s: float = 0.05
-    merge_gap: float = 0.8
-    min_region: float = 0.3
-    pad: float = 0.25
-
-
-@dataclass
 class Thresholds:
     """Segment filters, after Whisper's own defaults (compression 2.4, log-prob -1.0, no-speech 0.6)."""
 
@@ -55,48 +42,6 @@ class Thresholds:
     log_prob: float = -1.0
     no_speech: float = 0.6
     no_speech_log_prob: float = -0.5  # no-speech is trusted unless the decoding was confident
-
-
-def active_regions(audio: np.ndarray, sample_rate: int, config: Optional[GateConfig] = None) -> List[Region]:
-    """Spans (seconds) where the (vocal) signal is active; [] for silence or an empty stem."""
-    cfg = config or GateConfig()
-    rms = au.frame_rms(audio, sample_rate, cfg.hop_s).astype(np.float64)
-    if rms.size == 0 or not np.any(rms > 0):
-        return []
-    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    loud = float(np.percentile(db, 95))
-    if loud < cfg.floor_db:
-        return []
-    active = db > max(cfg.floor_db, loud - cfg.rel_db)
-    spans: List[List[float]] = []
-    for idx in np.flatnonzero(active):
-        start, end = idx * cfg.hop_s, (idx + 1) * cfg.hop_s
-        if spans and start - spans[-1][1] <= cfg.merge_gap:
-            spans[-1][1] = end
-        else:
-            spans.append([start, end])
-    duration = audio.shape[-1] / float(sample_rate)
-    out = []
-    for start, end in spans:
-        if end - start < cfg.min_region:
-            continue
-        out.append((round(max(0.0, start - cfg.pad), 3), round(min(duration, end + cfg.pad), 3)))
-    return merge_regions(out, 0.0)
-
-
-def merge_regions(regions: Sequence[Region], max_gap: float) -> List[Region]:
-    """Sorted regions with overlaps (and gaps up to ``max_gap`` s) joined."""
-    out: List[List[float]] = []
-    for start, end in sorted(regions):
-        if out and start - out[-1][1] <= max_gap:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return [(float(s), float(e)) for s, e in out]
-
-
-def total_seconds(regions: Sequence[Region]) -> float:
-    return float(sum(e - s for s, e in regions))
 
 
 def mask_outside(audio: np.ndarray, sample_rate: int, regions: Sequence[Region]) -> np.ndarray:

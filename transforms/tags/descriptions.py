@@ -67,6 +67,26 @@ def descriptions_string(tags: Sequence[str], bpm: Optional[int]) -> str:
     return ", ".join(parts)
 
 
+def tag_details(merged: Dict[str, List[Pick]], model_scores: Optional[dict], descriptors: dict) -> List[dict]:
+    """Every chosen tag with its dimension, source and score.
+
+    Scores: a model's own score for its picks; 1.0 for what metadata declares;
+    the pitch descriptor's confidence for a gender heard in the vocal pitch.
+    """
+    out = []
+    for dim in ("gender", "genre", "emotion", "instrument"):
+        for term, source in merged.get(dim, []):
+            if source.startswith("model:"):
+                score = (model_scores or {}).get(dim, {}).get(term)
+            elif source.startswith("signal:"):
+                score = (descriptors.get("pitch") or {}).get("confidence")
+            else:
+                score = 1.0
+            out.append({"dimension": dim, "term": term, "source": source,
+                        "score": None if score is None else round(float(score), 4)})
+    return out
+
+
 def tags_label(merged: Dict[str, List[Pick]], descriptors: dict, unmapped: Optional[dict] = None,
                model_scores: Optional[dict] = None) -> dict:
     """``labels["tags"]``: the contract keys plus descriptors, sources and unmapped metadata."""
@@ -87,6 +107,7 @@ def tags_label(merged: Dict[str, List[Pick]], descriptors: dict, unmapped: Optio
         "descriptions": descriptions_string(terms, bpm),
         "tag_list": terms,
         "sources": sources,
+        "details": tag_details(merged, model_scores, descriptors),
         "descriptors": {k: v for k, v in descriptors.items() if k != "tempo"},
         "unmapped": unmapped or {},
         "model_scores": model_scores or {},

@@ -27,6 +27,7 @@ from transforms.tags.vocals import decide_vocals, stem_presence
 STAGE = "tags"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
 BACKENDS = {
+    "musicnn": "transforms.tags.musicnn_backend:MusicnnTags",
     "dsp": "transforms.tags.backend:DspTagger",
     "clap": "transforms.tags.clap_backend:ClapTagger",
 }
@@ -47,8 +48,9 @@ def tag_song(song: Song, backend) -> dict:
     mix16k = _optional(song, "mix16k", au.ASR_RATE)
     mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
     vocals = _optional(song, "vocals", sr)
+    model = backend.tag(mix, sr)
     presence = stem_presence(vocals, mix, sr) if vocals is not None else None
-    vocal = decide_vocals(presence, song.labels.get("lyrics"))
+    vocal = decide_vocals(presence, song.labels.get("lyrics"), (model.get("vocal") or {}).get("score"))
     structure = song.labels.get("structure", {}) or {}
     src = song.source
     file_tags, sidecar = (src.file_tags, src.sidecar) if src else ({}, {})
@@ -56,12 +58,13 @@ def tag_song(song: Song, backend) -> dict:
     desc = descriptors.describe(mix16k[0], vocals, sr, structure, metadata.declared_bpm(file_tags, sidecar),
                                 pure_music=vocal["present"] is False, mix=mix)
     del vocals
-    model = backend.tag(mix, sr)
     merged = merge_tags(meta["tags"], str(desc["pitch"]["gender"]), model.get("picks", {}))
     if vocal["present"] is False:
         merged["gender"] = []  # an instrumental never gets a vocal gender, whatever its metadata says
     label = tags_label(merged, desc, meta["unmapped"], model.get("scores"))
     label["vocals"] = vocal
+    if model.get("raw"):
+        label["model_raw"] = model["raw"]
     return label
 
 
@@ -79,12 +82,15 @@ class TagSongs(StageTransform):
     stage = STAGE
     fn_class = TagFn
     backends = BACKENDS
-    default_backend = "dsp"
+    default_backend = "musicnn"
 
     @classmethod
     def add_options(cls, group) -> None:
         super().add_options(group)
-        group.add_argument("--tags_weights", default=None, help="clap: a CLAP checkpoint folder")
+        group.add_argument("--tags_weights", default=None,
+                           help="musicnn: a folder holding MTT_musicnn/ and MSD_musicnn/ (default: the musicnn "
+                                "package's); clap: a CLAP checkpoint folder")
+        group.add_argument("--tags_threads", type=int, default=None, help="musicnn: torch CPU threads")
         group.add_argument("--tags_device", default="cpu")
         group.add_argument("--tags_min_confidence", type=float, default=0.3,
                            help="clap: probability a gender / genre / emotion pick needs (and twice the uniform share)")

@@ -1,14 +1,16 @@
 """Does anybody sing? The tags stage's vocal decision, from every piece of evidence the song has.
 
-Evidence, each optional: the vocal stem's presence (share of 100 ms frames where
-the stem is loud and a real part of the mix) and the lyrics stage's ASR (it ran
-over the gated stem and kept no word). The decision feeds ``[Pure-Music]``
+Evidence, each optional: the lyrics stage's voice-activity timeline (a VAD
+model on the vocal stem) and its ASR words, the tagger's vocal / no-vocal
+score, and the vocal stem's presence (share of 100 ms frames where the stem is
+loud and a real part of the mix). The decision feeds ``[Pure-Music]``
 (quality stage) and whether a vocal gender may be given (tags stage).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -36,20 +38,76 @@ def stem_presence(vocals: np.ndarray, mix: np.ndarray, sample_rate: int, hop_s: 
     return float(np.mean(active))
 
 
-def decide_vocals(presence: Optional[float], lyrics: Optional[dict]) -> dict:
-    """``{"present": bool | None, "stem_presence", "evidence": [...]}`` for a song.
+@dataclass(frozen=True)
+class PresenceRule:
+    """How :func:`vocal_presence` weighs its evidence (each scaled to [0, 1] first).
 
-    ``evidence`` lists what points to pure music: "vocal_stem" (stem presence
-    below ``PURE_MUSIC_MAX_PRESENCE``) and "asr_no_words" (ASR ran over the whole
-    gated stem and kept no word). Any such evidence makes the song instrumental.
-    Without a vocal stem nothing is decided (``present`` None): a song is never
-    called pure music without evidence, and ASR alone is not enough.
+    VAD: the share of the song in voice-activity regions, 0 at or below
+    ``vad_floor`` (stray detections), 1 at ``vad_full`` or more. ASR: the word
+    count, 0 at or below ``words_floor`` (Whisper's stock hallucinations are a few
+    words), 1 at ``words_full``. Tagger: its vocal probability as given. The score
+    is the weighted mean over the evidence that exists; vocals are present when it
+    reaches ``present_at``. No single source decides alone: a full VAD share with
+    no ASR words and no tagger scores 0.57 (present), ASR words with no VAD 0.43
+    (absent: Whisper invents text over instrumentals), ASR and tagger agreeing
+    without the VAD 0.60 (present: the VAD misses long sustained notes).
     """
+
+    vad_floor: float = 0.02
+    vad_full: float = 0.15
+    words_floor: int = 3
+    words_full: int = 30
+    weights: Tuple[float, float, float] = (0.4, 0.3, 0.3)  # VAD, ASR, tagger
+    present_at: float = 0.45
+
+
+def _ramp(x: float, low: float, high: float) -> float:
+    return float(min(1.0, max(0.0, (x - low) / (high - low))))
+
+
+def vocal_presence(vad_share: float, asr_words: Optional[int] = None, tagger_vocal_score: Optional[float] = None,
+                   rule: PresenceRule = PresenceRule()) -> dict:
+    """``{"present": bool, "score": float, "evidence": {...}}`` from the VAD share, ASR words, tagger score.
+
+    ``asr_words`` None: no ASR ran; ``tagger_vocal_score`` None: no tagger evidence.
+    Raises ValueError for a share or tagger score outside [0, 1].
+    """
+    if not 0.0 <= vad_share <= 1.0 or (tagger_vocal_score is not None and not 0.0 <= tagger_vocal_score <= 1.0):
+        raise ValueError(f"vocal_presence: need values in [0, 1], got {vad_share}, {tagger_vocal_score}")
+    w_vad, w_asr, w_tag = rule.weights
+    parts = {"vad": (_ramp(vad_share, rule.vad_floor, rule.vad_full), w_vad)}
+    if asr_words is not None:
+        parts["asr"] = (_ramp(asr_words, rule.words_floor, rule.words_full), w_asr)
+    if tagger_vocal_score is not None:
+        parts["tagger"] = (float(tagger_vocal_score), w_tag)
+    score = sum(e * w for e, w in parts.values()) / sum(w for _, w in parts.values())
+    evidence = {"vad_share": round(vad_share, 4), "asr_words": asr_words, "tagger_vocal_score": tagger_vocal_score,
+                **{f"{k}_evidence": round(e, 4) for k, (e, _) in parts.items()}}
+    return {"present": bool(score >= rule.present_at), "score": round(score, 4), "evidence": evidence}
+
+
+def decide_vocals(presence: Optional[float], lyrics: Optional[dict], tagger_vocal: Optional[float] = None) -> dict:
+    """``{"present": bool | None, "score", "stem_presence", "evidence", "rule"}`` for a song.
+
+    With the lyrics stage's voice-activity timeline from a VAD model, the VAD
+    share, the ASR's word count and the tagger's vocal score decide
+    (:func:`vocal_presence`, rule "vad_asr_tagger"). Without one (``--lyrics_vad
+    none``), the stem rule: pure music when the stem's presence is below
+    ``PURE_MUSIC_MAX_PRESENCE`` or ASR over the gated stem kept no word. Without
+    a vocal stem nothing is decided (``present`` None).
+    """
+    lyrics = lyrics or {}
+    activity = lyrics.get("vocal_activity") or {}
+    stem = None if presence is None else round(float(presence), 4)
+    if activity.get("source") == "vad":
+        words = len(lyrics.get("words", [])) if lyrics.get("transcribed") else None
+        found = vocal_presence(min(1.0, float(activity.get("share", 0.0))), words, tagger_vocal)
+        return {**found, "stem_presence": stem, "rule": "vad_asr_tagger"}
     if presence is None:
-        return {"present": None, "stem_presence": None, "evidence": []}
+        return {"present": None, "score": None, "stem_presence": None, "evidence": [], "rule": "none"}
     evidence = []
     if presence < PURE_MUSIC_MAX_PRESENCE:
         evidence.append("vocal_stem")
-    if lyrics and lyrics.get("transcribed") and not lyrics.get("words"):
+    if lyrics.get("transcribed") and not lyrics.get("words"):
         evidence.append("asr_no_words")
-    return {"present": not evidence, "stem_presence": round(float(presence), 4), "evidence": evidence}
+    return {"present": not evidence, "score": None, "stem_presence": stem, "evidence": evidence, "rule": "stem"}

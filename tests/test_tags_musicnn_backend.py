@@ -1,0 +1,69 @@
+"""``--tags musicnn`` with the weights the musicnn package ships: through the backend and the stage."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from conftest import make_backend, stage
+from transforms.tags import TagSongs
+from transforms.tags.musicnn_backend import picks_from_mapping
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                reason="the musicnn package (its weights) is not installed: scripts/install.sh")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    tagger = make_backend(TagSongs, "musicnn", {"threads": 1})
+    tagger.check()
+    tagger.load()
+    return tagger
+
+
+def test_picks_keep_their_scores_and_gender_none_is_not_a_pick():
+    mapped = {"genres": [("rock", 0.7)], "emotions": [], "instruments": [("drums", 0.4), ("bass", 0.2)],
+              "gender": ("none", 0.6), "vocal": {"present": False, "score": 0.1}}
+    out = picks_from_mapping(mapped)
+    assert out["picks"]["genre"] == [("rock", "model:musicnn")] and out["picks"]["gender"] == []
+    assert out["scores"]["instrument"] == {"drums": 0.4, "bass": 0.2}
+
+
+def test_backend_tags_a_song_with_scores_and_provenance(backend, make_song):
+    rng = np.random.default_rng(0)
+    t = np.arange(48000 * 12) / 48000
+    mix = (0.3 * np.sin(2 * np.pi * 110 * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
+    out = backend.tag(np.stack([mix, mix]), 48000)
+    assert set(out["picks"]) == {"genre", "emotion", "instrument", "gender"}
+    assert 0.0 <= out["vocal"]["score"] <= 1.0
+    for dim, scores in out["scores"].items():
+        assert all(0.0 <= s <= 1.0 for s in scores.values()), dim
+        assert {t for t, _ in out["picks"][dim]} <= set(scores)
+    assert set(out["raw"]) == {"MTT_musicnn", "MSD_musicnn"} and len(out["raw"]["MTT_musicnn"]) == 8
+    prov = backend.provenance()
+    assert prov.backend == "musicnn" and prov.licence == "ISC" and len(prov.weights_sha256) == 64
+
+
+def test_stage_default_is_musicnn_and_instrumentals_get_no_gender(make_song, work_dir):
+    assert TagSongs.default_backend == "musicnn"
+    song = make_song(duration=15.0, seed=1, vocals=False, with_stems=True)
+    song.source.file_tags = {"genre": "Rock"}  # metadata still wins where present
+    song.labels["lyrics"] = {"transcribed": True, "words": [], "vocal_activity": {"source": "vad", "share": 0.0}}
+    song.source.sidecar = {"gender": "female"}  # even declared, an instrumental carries no vocal gender
+
+    def check(out):
+        (s,) = out
+        tags = s.labels["tags"]
+        assert tags["vocals"]["present"] is False and tags["gender"] == ""
+        assert tags["genre"] == "rock" and tags["sources"]["genre"]["rock"] == "file_tags"
+        assert all(d["score"] is not None for d in tags["details"] if d["source"] == "model:musicnn")
+        assert s.provenance["tags"]["backend"] == "musicnn"
+
+    with TestPipeline() as p:
+        songs, failed = p | beam.Create([song]) | stage(TagSongs, work_dir)
+        assert_that(songs, check)

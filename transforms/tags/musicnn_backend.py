@@ -1,0 +1,87 @@
+"""``--tags musicnn`` (the default): genre, mood, instruments, vocal evidence and gender from musicnn.
+
+The MTT_musicnn and MSD_musicnn taggers (ISC), with the weights the ``musicnn``
+package ships, run by songshard's PyTorch port (``transforms.tags.musicnn``) on
+3 s windows over the whole 16 kHz mono song, pooled by mean; their scores are
+mapped into songshard's vocabulary by ``musicnn/mapping.json``. Each pick keeps
+its score; ``vocal`` is the taggers' vocal / no-vocal evidence, which the stage
+weighs with the lyrics stage's VAD and ASR.
+
+Params (flags ``--tags_*``): ``weights`` (a folder holding ``MTT_musicnn/`` and
+``MSD_musicnn/``; default: the installed package), ``threads``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from schemas.records import Provenance
+from transforms.core.audio import ASR_RATE, resample, to_mono
+from transforms.core.weights import digest_of
+from transforms.tags.backend import TaggerBackend
+
+MODELS = ("MTT_musicnn", "MSD_musicnn")
+SOURCE = "model:musicnn"
+TOP_RAW = 8  # raw model tags kept per model in the label, best first
+
+
+def picks_from_mapping(mapped: dict) -> Dict[str, dict]:
+    """The mapped musicnn result -> ``{"picks": {dim: [(term, source)]}, "scores": {dim: {term: score}}}``."""
+    picks, scores = {}, {}
+    for dim, key in (("genre", "genres"), ("emotion", "emotions"), ("instrument", "instruments")):
+        picks[dim] = [(term, SOURCE) for term, _ in mapped[key]]
+        scores[dim] = {term: float(score) for term, score in mapped[key]}
+    gender, score = mapped["gender"]
+    picks["gender"] = [(gender, SOURCE)] if gender in ("male", "female") else []
+    scores["gender"] = {gender: float(score)} if gender else {}
+    return {"picks": picks, "scores": scores}
+
+
+class MusicnnTags(TaggerBackend):
+    """musicnn MTT + MSD taggers on the whole song; see the module docstring."""
+
+    name = "musicnn"
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.tagger = None
+        self._provenance: Dict[str, Provenance] = {}
+
+    def check(self) -> None:
+        """Both checkpoints are found and carry their pinned sha256 (BackendUnavailable / ValueError)."""
+        from transforms.tags.musicnn import tagger
+
+        for name in MODELS:
+            folder = tagger.checkpoint_folder(name, self.params.get("weights"))
+            self._provenance[name] = tagger.verified_provenance(name, folder)
+
+    def load(self) -> None:
+        from transforms.tags.musicnn import tagger
+
+        self.tagger = tagger.load(MODELS, folder=self.params.get("weights"), threads=self.params.get("threads"))
+        self._provenance = dict(self.tagger.provenance)
+
+    def tag(self, mix: np.ndarray, sample_rate: int) -> Dict[str, dict]:
+        from transforms.tags.musicnn.mapping import map_tags
+
+        mono = resample(to_mono(mix), sample_rate, ASR_RATE)[0]
+        out = self.tagger.tag_song(mono)
+        mapped = map_tags(out["MTT_musicnn"]["tags"], out["MSD_musicnn"]["tags"])
+        result = picks_from_mapping(mapped)
+        result["vocal"] = dict(mapped["vocal"])
+        result["raw"] = {name: dict(sorted(out[name]["tags"].items(), key=lambda kv: -kv[1])[:TOP_RAW])
+                         for name in MODELS}
+        result["raw"] = {name: {t: round(s, 4) for t, s in tags.items()} for name, tags in result["raw"].items()}
+        return result
+
+    def provenance(self) -> Provenance:
+        if not self._provenance:
+            self.check()
+        first = self._provenance[MODELS[0]]
+        return Provenance(backend=self.name, version=first.version, weights="+".join(MODELS),
+                          weights_sha256=digest_of({n: p.weights_sha256 for n, p in self._provenance.items()}),
+                          licence=first.licence,
+                          note="musicnn MTT_musicnn + MSD_musicnn (package weights) in songshard's PyTorch port; "
+                               "tags mapped by transforms/tags/musicnn/mapping.json")
