@@ -64,7 +64,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*",
                                                "schemas", "schemas.*"]),
     # Data files the code reads at run time (tests/test_packaging.py checks the built wheel holds them all).
-    package_data={"": ["*.json", "*.yaml", "*.txt"], "pipeline.report": ["assets/*"]},
+    package_data={"": ["*.json", "*.yaml", "*.txt", "*.npz"], "pipeline.report": ["assets/*"]},
     python_requires=">=3.10",
     install_requires=REQUIRED,
     extras_require=EXTRAS,

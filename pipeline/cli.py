@@ -3,6 +3,7 @@
     songshard run --input SONGS --output OUT [any Beam option]
     songshard inspect OUT [KEY] [--export DIR] [--plot PNG]
     songshard report OUT [--sample N]
+    songshard fit-codec --input SONGS --output CODEBOOK.npz [--max_songs N] [any run option]
     songshard sample-corpus DIR [--n_songs N] [--seed S]
 
 ``run`` takes every Beam option (``--runner``, ``--direct_num_workers``,
@@ -90,7 +91,25 @@ def _report(argv: List[str]) -> int:
     return report_main(argv)
 
 
-COMMANDS = {"run": _run, "inspect": _inspect, "report": _report, "sample-corpus": _sample_corpus}
+def _fit_codec(argv: List[str]) -> int:
+    from pipeline.fit_codec import fit_codec
+    from transforms.core.stage import BackendUnavailable
+
+    if argv and argv[0] in ("-h", "--help"):
+        from pipeline import fit_codec as module
+
+        print(module.__doc__)
+        return 0
+    try:
+        fit_codec(argv)
+    except (BackendUnavailable, ValueError, FileNotFoundError) as exc:
+        print(f"songshard: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMANDS = {"run": _run, "inspect": _inspect, "report": _report, "fit-codec": _fit_codec,
+            "sample-corpus": _sample_corpus}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -60,7 +60,7 @@ def test_codebook_file_round_trip_and_checksum(tmp_path, fitted):
     with pytest.raises(ValueError, match="corrupt"):
         kmeans.load_codebook(str(bad))
     backend = make_backend(EncodeTokens, "kmeans", {"weights": str(bad)})
-    with pytest.raises(BackendUnavailable, match="delete it to fit a new one"):
+    with pytest.raises(BackendUnavailable, match="fit a new one with songshard fit-codec"):
         backend.check()
 
 
@@ -83,7 +83,7 @@ def test_backend_without_codebook_says_so(tmp_path):
     backend = make_backend(EncodeTokens, "kmeans", {"weights": str(tmp_path / "none.npz")})
     backend.check()  # a missing codebook is fine in the driver: it is fitted in the first pass
     backend.load()
-    with pytest.raises(BackendUnavailable, match="fit one first"):
+    with pytest.raises(BackendUnavailable, match="fit one with songshard fit-codec"):
         backend.encode(np.zeros((2, 4800), np.float32))
 
 

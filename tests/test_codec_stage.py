@@ -1,4 +1,4 @@
-"""EncodeTokens and FitCodebook in a TestPipeline, with the embedded kmeans codec."""
+"""FitCodebook (the fit-codec job) and EncodeTokens (the main job, which only reads a codebook)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.tokens import frames
-from transforms.tokens.stage import EncodeTokens, FitCodebook, PoolFrames, fit_and_save, load_streams
+from transforms.tokens.fit import FitCodebook, PoolFrames, fit_and_save
+from transforms.tokens.stage import EMBEDDED_CODEBOOK, EncodeTokens, load_streams
 from conftest import make_backend, stage
 
 
@@ -21,6 +22,9 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
     short = make_song(duration=12.3, seed=1, with_stems=True)
     long = make_song(duration=33.0, seed=2, with_stems=True)
     bare = make_song(duration=5.0, seed=3)  # no stems: a dead letter, not a crash
+    with TestPipeline() as p:  # the fit-codec job
+        _ = p | beam.Create([short, long, bare]) | FitCodebook(codebook)
+    assert os.path.exists(codebook)
     flags = {"tokens": "kmeans", "tokens_weights": codebook}
 
     def check(songs):
@@ -66,19 +70,25 @@ def test_fits_a_codebook_then_encodes_three_rows_and_the_prompt(make_song, tmp_p
     assert os.path.getmtime(codebook) == stamp
 
 
-def test_fit_codebook_alone_then_side_input(make_song, tmp_path):
+def test_main_job_reads_OUT_codebook_else_the_embedded_one_and_never_fits(make_song, tmp_path):
     import apache_beam as beam
+    import pytest
 
-    codebook = str(tmp_path / "cb.npz")
-    transform = stage(EncodeTokens, tmp_path / "work", tokens="kmeans", tokens_weights=codebook,
-                      tokens_codebook_size=16)
+    out = tmp_path / "out"
+    songs = [make_song(duration=8.0, seed=s, with_stems=True) for s in (4, 5)]
+    with TestPipeline() as p:  # no codebook anywhere: the embedded default, nothing written to OUT
+        done, _ = p | beam.Create(songs) | stage(EncodeTokens, tmp_path / "work", output=out, tokens="kmeans")
+        assert_that(done | beam.Map(lambda s: s.provenance["tokens"]["weights"]), equal_to([EMBEDDED_CODEBOOK] * 2))
+    assert not (out / "codec").exists()
+    fitted = str(out / "codec" / "codebook.npz")
     with TestPipeline() as p:
-        songs = p | beam.Create([make_song(duration=8.0, seed=s, with_stems=True) for s in (4, 5)])
-        uri = songs | FitCodebook(codebook, 16, per_song=300)
-        assert_that(uri, equal_to([codebook]), label="uri")
-        done, _ = songs | transform
-        assert_that(done | beam.Map(lambda s: (s.labels["tokens"]["codebook_size"], s.tokens["tokens"].shape)),
-                    equal_to([(16, (3, 201))] * 2), label="sizes")
+        _ = p | beam.Create(songs) | FitCodebook(fitted, 16, per_song=300)
+    with TestPipeline() as p:  # OUT holds one now: it is read
+        done, _ = p | beam.Create(songs) | stage(EncodeTokens, tmp_path / "work", output=out, tokens="kmeans")
+        assert_that(done | beam.Map(lambda s: (s.provenance["tokens"]["weights"], s.labels["tokens"]["codebook_size"],
+                                               s.tokens["tokens"].shape)), equal_to([(fitted, 16, (3, 201))] * 2))
+    with pytest.raises(ValueError, match="fit-codec"):  # a named codebook that is not there stops the run
+        EncodeTokens.configure({"tokens": "kmeans", "tokens_weights": str(tmp_path / "none.npz")})
 
 
 def test_pool_frames_caps_rows_and_fit_keeps_an_existing_file(tmp_path):

@@ -9,13 +9,17 @@ from transforms.tags.vocals import decide_vocals, vocal_presence
 
 def test_vocal_presence_rule():
     full = vocal_presence(0.3, asr_words=0)  # VAD 30 %, ASR heard nothing
-    assert full["present"] and full["score"] == pytest.approx(0.4 / 0.7, abs=1e-3)
+    assert full["present"] and full["score"] == pytest.approx(0.35 / 0.6, abs=1e-3)
     hallucinated = vocal_presence(0.0, asr_words=80)  # Whisper's text over an instrumental
-    assert not hallucinated["present"] and hallucinated["score"] == pytest.approx(0.3 / 0.7, abs=1e-3)
+    assert not hallucinated["present"] and hallucinated["score"] == pytest.approx(0.25 / 0.6, abs=1e-3)
     sustained = vocal_presence(0.0, asr_words=40, tagger_vocal_score=1.0)  # VAD misses long notes
     assert sustained["present"] and sustained["evidence"]["asr_words"] == 40
-    outvoted = vocal_presence(0.3, asr_words=0, tagger_vocal_score=0.0)
-    assert not outvoted["present"] and outvoted["score"] == pytest.approx(0.4, abs=1e-3)
+    outvoted = vocal_presence(0.3, asr_words=0, tagger_vocal_score=0.0, stem=0.0)
+    assert not outvoted["present"] and outvoted["score"] == pytest.approx(0.35, abs=1e-3)
+    growled = vocal_presence(0.04, asr_words=39, tagger_vocal_score=0.5, stem=0.4)  # a sung stem, VAD deaf
+    assert growled["present"] and growled["evidence"]["stem_evidence"] == 1.0
+    leaky = vocal_presence(0.0, asr_words=0, tagger_vocal_score=0.2, stem=0.2)  # an instrumental's leakage
+    assert not leaky["present"]
     leak = vocal_presence(0.01, asr_words=3, tagger_vocal_score=0.1)
     assert not leak["present"] and leak["evidence"]["vad_evidence"] == 0.0
     alone = vocal_presence(0.1)  # only the VAD: 10 % of the song

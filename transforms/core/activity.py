@@ -14,6 +14,8 @@ import numpy as np
 from transforms.core import audio as au
 
 Region = Tuple[float, float]
+VOCAL_ACTIVE_DB = -70.0  # a vocal-stem frame is active above this RMS (dBFS) ...
+VOCAL_SHARE_DB = -15.0  # ... and no more than this far below the mix frame
 
 
 @dataclass
@@ -84,3 +86,20 @@ def confirmed_regions(gated: Sequence[Region], vad: Sequence[Region], min_overla
 
 def total_seconds(regions: Sequence[Region]) -> float:
     return float(sum(e - s for s, e in regions))
+
+
+def stem_presence(vocals: np.ndarray, mix: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> float:
+    """Share of ``hop_s`` frames where the vocal stem is active: loud enough, and a real part of the mix.
+
+    Active: vocal RMS above ``VOCAL_ACTIVE_DB`` dBFS and no more than
+    ``-VOCAL_SHARE_DB`` dB below the mix in that frame (a separator's faint
+    leakage on an instrumental stays below that). Both arrays share ``sample_rate``.
+    """
+    v = au.frame_rms(vocals, sample_rate, hop_s)
+    m = au.frame_rms(mix, sample_rate, hop_s)
+    n = min(v.size, m.size)
+    if n == 0:
+        return 0.0
+    v, m = v[:n].astype(np.float64), m[:n].astype(np.float64)
+    active = (v > 10.0 ** (VOCAL_ACTIVE_DB / 20.0)) & (v >= m * 10.0 ** (VOCAL_SHARE_DB / 20.0))
+    return float(np.mean(active))

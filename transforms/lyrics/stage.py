@@ -22,6 +22,7 @@ import numpy as np
 from schemas.records import Song
 from transforms.core import audio as au
 from transforms.core import shape
+from transforms.core.activity import stem_presence
 from transforms.core.sections import with_tags
 from transforms.core import workdir
 from transforms.core.stage import StageFn, StageTransform, _Holder
@@ -38,6 +39,7 @@ BACKENDS = {
     "whisper": "transforms.lyrics.whisper_backend:WhisperBackend",
     "none": "transforms.lyrics.backend:NoAsr",
 }
+STEM_TRUST = 0.25  # a vocal stem active (loud, a real part of the mix) this share of the song is sung: no VAD veto
 CLIP_MERGE_GAP = 6.0  # active spans closer than this are decoded as one clip (gaps stay zeroed)
 CLIP_PAD = 1.0  # seconds of (zeroed) context around a clip: Whisper misreads speech that starts a window
 
@@ -107,11 +109,11 @@ def activity_label(vad_regions: Optional[Sequence[guards.Region]], gated: Sequen
 def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
                  sections: Optional[Sequence[dict]] = None, reference: Optional[dict] = None,
                  gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None,
-                 vad_regions: Optional[Sequence[guards.Region]] = None) -> Dict[str, Any]:
+                 vad_regions: Optional[Sequence[guards.Region]] = None, vad_veto: bool = True) -> Dict[str, Any]:
     """labels["lyrics"] for 16 kHz mono ``audio`` (1-D float32) of a song ``duration`` s long.
 
-    ``vad_regions``: voice activity (seconds) from a VAD model; when given, only
-    the gate's regions it confirms are transcribed. Keys: language,
+    ``vad_regions``: voice activity (seconds) from a VAD model; when given (and
+    ``vad_veto``), only the gate's regions it confirms are transcribed. Keys: language,
     language_probability, language_coverage (of the sung time), language_forced,
     language_windows, has_vocals, vocal_seconds, regions, vocal_activity, words,
     lines, gt_lyric, gt_lyric_timed, sections, sections_source, chunks,
@@ -121,7 +123,7 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     sr = au.ASR_RATE
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     gated = guards.active_regions(audio, sr, gate)
-    regions = gated if vad_regions is None else guards.confirmed_regions(gated, vad_regions)
+    regions = gated if vad_regions is None or not vad_veto else guards.confirmed_regions(gated, vad_regions)
     judged = []
     if backend.does_transcribe:
         judged = [(sec, backend.language_probs(clip)) for sec, clip in guards.language_packs(audio, sr, regions)]
@@ -175,6 +177,14 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     return label
 
 
+def vocal_stem_presence(song: Song, stem: np.ndarray, rate: int) -> Optional[float]:
+    """Share of the song where the vocal stem is active against the mix (``activity.stem_presence``)."""
+    if "mix16k" not in song.audio:
+        return None
+    mix16k = workdir.load_audio_at(song.audio["mix16k"], au.ASR_RATE)
+    return stem_presence(au.resample(au.to_mono(stem), rate, au.ASR_RATE), au.to_mono(mix16k), au.ASR_RATE)
+
+
 class TranscribeFn(StageFn):
     stage = STAGE
 
@@ -199,13 +209,19 @@ class TranscribeFn(StageFn):
         duration = song.duration or mono.shape[0] / float(au.ASR_RATE)
         gate = guards.GateConfig(rel_db=float(self.config.get("gate_db", guards.GateConfig.rel_db)))
         vad_regions = vad_mod.vocal_regions(self.vad, mono, self.vad_config) if self.vad is not None else None
+        presence = vocal_stem_presence(song, stem, rate) if source == "vocals" else None
+        # a clearly sung stem is not vetoed: the VAD misses growled and long sustained singing
+        veto = presence is None or presence < STEM_TRUST
         label = lyrics_label(self.backend, mono, duration,
                              sections=song.label("structure", "sections") or None,
                              reference=reference_block(song), gate=gate,
-                             forced_language=self.config.get("language") or None, vad_regions=vad_regions)
+                             forced_language=self.config.get("language") or None, vad_regions=vad_regions,
+                             vad_veto=veto)
         label["source"], label["note"] = source, note
         if self.vad is not None:
             label["vocal_activity"]["model"] = self.vad.provenance().to_dict()
+        label["vocal_activity"].update(stem_presence=None if presence is None else round(presence, 4),
+                                       vad_veto=bool(self.vad is not None and veto))
         song.set_label(self.stage, label, self.backend.provenance())
         return song
 

@@ -26,6 +26,8 @@ from schemas.records import Provenance
 from transforms.core import audio as au
 from transforms.core.stage import Backend
 from transforms.structure import sections as sec
+from transforms.structure import tempo
+from transforms.structure.tempo import tempo_from_beats  # noqa: F401 - re-exported
 
 ANALYSIS_RATE = 22050
 HOP = 512
@@ -43,30 +45,6 @@ def _beat_phase(strength: np.ndarray, meter: int) -> tuple:
     return best, means[best] / overall
 
 
-def tempo_from_beats(beat_times: np.ndarray) -> float:
-    """bpm from the least-squares beat period over the longest steady run of beats (0.0 if too few).
-
-    The tracker's own tempo and single inter-beat intervals are quantised to
-    analysis frames (23 ms); a straight line through many beats is not.
-    """
-    if len(beat_times) < 4:
-        return 0.0
-    intervals = np.diff(beat_times)
-    median = float(np.median(intervals))
-    steady = np.abs(intervals - median) < 0.25 * median
-    best, run_start, longest = (0, 0), 0, 0
-    for i, ok in enumerate(np.append(steady, False)):
-        if not ok:
-            if i - run_start > longest:
-                longest, best = i - run_start, (run_start, i)
-            run_start = i + 1
-    a, b = best
-    if longest < 3:
-        return 60.0 / median
-    slope = np.polyfit(np.arange(b - a + 1), beat_times[a:b + 1], 1)[0]
-    return 60.0 / float(slope)
-
-
 def checkerboard_novelty(ssm: np.ndarray, half: int) -> np.ndarray:
     """Novelty per frame: correlation of a Gaussian-tapered checkerboard kernel along the diagonal."""
     n = ssm.shape[0]
@@ -81,8 +59,21 @@ def checkerboard_novelty(ssm: np.ndarray, half: int) -> np.ndarray:
 
 
 class DspStructure(Backend):
+    """librosa beats, the metrical-level check (``transforms.structure.tempo``) and novelty sections.
+
+    Params: ``tempo_level`` ("auto": the backend's own default, "on", "off").
+    """
+
     stage = "structure"
     name = "dsp"
+    tempo_level_default = True  # measured: it fixes librosa's 2:3 and 4:3 errors on real and synthetic songs
+
+    def __init__(self, params):
+        super().__init__(params)
+        level = str(self.params.get("tempo_level") or "auto")
+        if level not in ("auto", "on", "off"):
+            raise ValueError(f"--structure_tempo_level must be auto, on or off, got {level!r}")
+        self.tempo_level = self.tempo_level_default if level == "auto" else level == "on"
 
     def load(self) -> None:
         import librosa  # noqa: F401 - import once per worker, not per song
@@ -97,7 +88,16 @@ class DspStructure(Backend):
     def analyze(self, mix: np.ndarray, sample_rate: int, stems: Optional[Dict[str, np.ndarray]] = None) -> dict:
         y = au.resample(au.to_mono(mix), sample_rate, ANALYSIS_RATE)[0]
         beat_times, downbeats, meter = self.track_beats(y, mix, sample_rate)
-        return sections_from_beats(y, beat_times, downbeats, meter, stems or {}, sample_rate)
+        level = {"checked": False}
+        if self.tempo_level and len(beat_times) >= 8:
+            tracked = tempo_from_beats(np.asarray(beat_times))
+            beat_times, downbeats, meter, decision = tempo.apply_level(y, ANALYSIS_RATE, beat_times, downbeats, meter)
+            level = {"checked": True, "tracker_bpm": round(float(tracked), 2), "ratio": round(float(decision.ratio), 4),
+                     "confidence": round(float(decision.confidence), 4)}
+        result = sections_from_beats(y, beat_times, downbeats, meter, stems or {}, sample_rate)
+        result["tempo_level"] = level
+        result["tempo_confidence"] = level.get("confidence")
+        return result
 
     def track_beats(self, y: np.ndarray, mix: np.ndarray, sample_rate: int) -> tuple:
         """(beat times, downbeat times, beats per bar) from librosa's tracker and low-frequency accents.

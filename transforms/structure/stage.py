@@ -30,6 +30,7 @@ BACKENDS = {
     "dsp": "transforms.structure.dsp:DspStructure",
     "madmom": "transforms.structure.madmom_backend:MadmomStructure",
     "allin1": "transforms.structure.allin1_backend:AllInOneStructure",
+    "beatnet": "transforms.structure.beatnet:BeatNetStructure",
 }
 
 STEM_NAMES = ("vocals", "drums", "bass", "other", "accompaniment")
@@ -96,6 +97,11 @@ class AnalyzeStructure(StageTransform):
     @classmethod
     def add_options(cls, group) -> None:
         super().add_options(group)
+        group.add_argument("--structure_tempo_level", default="auto", choices=("auto", "on", "off"),
+                           help="re-pick the metrical level of the tracked beats from onset evidence and a "
+                                "tempo prior (auto: on for dsp and beatnet, off for madmom)")
+        group.add_argument("--structure_beatnet_model", type=int, default=1, choices=(1, 2, 3),
+                           help="beatnet: which of the three shipped models")
         group.add_argument("--structure_vad", default="silero", choices=("silero", "none"),
                            help="confirm the vocal stem's sung regions with silero-vad before shaping sections")
         group.add_argument("--structure_weights", default=None, help="allin1: weights folder or checkpoint")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from typing import Optional, Tuple
 
 import numpy as np
@@ -30,7 +31,13 @@ VERSION = "logmel80-kmeans-1"
 FEATURES = {"sample_rate": frames.SAMPLE_RATE, "n_fft": 4096, "win_length": 3840,
             "hop_length": frames.HOP, "n_mels": 80, "fmin": 0.0, "fmax": 20000.0, "floor_db": -100.0}
 FRAMES_PER_CODE = 8  # at least this many fitted frames per centroid
-NOTE = "embedded default: k-means codebook learnt from this corpus, not a neural codec"
+NOTE = "k-means codebook over log-mel frames learnt by songshard fit-codec, not a neural codec"
+# Shipped with songshard for a first run with no codebook to hand: fitted by `songshard fit-codec
+# --input SAMPLE --output transforms/tokens/default_codebook.npz --frames_per_song 4000` on the
+# synthetic sample corpus (`songshard sample-corpus SAMPLE`).
+EMBEDDED_CODEBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_codebook.npz")
+EMBEDDED_NOTE = ("embedded default: k-means codebook fitted on songshard's synthetic sample corpus, not a "
+                 "neural codec; fit one on your corpus with songshard fit-codec")
 
 
 def _mel_basis() -> np.ndarray:
@@ -155,8 +162,7 @@ def decode_ids(ids: np.ndarray, centroids: np.ndarray, n_iter: int = 32) -> np.n
 
 
 class KMeansCodec(CodecBackend):
-    """Options: ``weights`` (codebook .npz; fitted there when missing),
-    ``codebook_size`` (at most this many codes, default 16384)."""
+    """Params: ``weights`` (codebook .npz, read only), ``codebook_size`` (for fitting: at most this many codes)."""
 
     name = "kmeans"
 
@@ -176,7 +182,7 @@ class KMeansCodec(CodecBackend):
                 self.use_codebook(self.path)
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
                 raise BackendUnavailable(
-                    f"kmeans codebook {self.path} cannot be used ({exc}); delete it to fit a new one") from exc
+                    f"kmeans codebook {self.path} cannot be used ({exc}); fit a new one with songshard fit-codec") from exc
 
     def load(self) -> None:
         if self.path and workdir.exists(self.path):
@@ -192,7 +198,7 @@ class KMeansCodec(CodecBackend):
     def _need(self) -> np.ndarray:
         if self.centroids is None:
             raise BackendUnavailable(
-                f"no kmeans codebook at {self.path or '(no --tokens_weights)'}: fit one first (FitCodebook)")
+                f"no kmeans codebook at {self.path or '(no --tokens_weights)'}: fit one with songshard fit-codec")
         return self.centroids
 
     @property
@@ -211,5 +217,5 @@ class KMeansCodec(CodecBackend):
 
     def provenance(self) -> Provenance:
         return Provenance(backend=self.name, version=VERSION, weights=self.loaded_from or self.path,
-                          weights_sha256=self.sha256, licence="learnt from the processed corpus",
-                          note=NOTE)
+                          weights_sha256=self.sha256, licence="songshard (fitted on audio it was given)",
+                          note=EMBEDDED_NOTE if self.loaded_from == EMBEDDED_CODEBOOK else NOTE)

@@ -9,28 +9,24 @@ the pad id 16385 (uint16 for 16384 codes), and ``labels["tokens"]``.
 Failures (a missing stem, an unreadable array, a codec error) become dead letters.
 
 The codec is chosen with ``--tokens`` (see ``transforms.tokens``). The default
-``kmeans`` learns its codebook from the corpus: when ``--tokens_weights`` names a
-codebook file that exists it is reused; otherwise :class:`FitCodebook` fits one
-in a first pass over the same songs (inside :class:`EncodeTokens`, or explicitly:
-``codebook = songs | FitCodebook(uri)``).
+``kmeans`` reads a codebook fitted beforehand by ``songshard fit-codec``
+(``transforms.tokens.fit``) or, on a first run with none to hand, the embedded
+default codebook shipped with songshard.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Optional
-
-import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
-from schemas.records import Song, stable_hash
+from schemas.records import Song
 from transforms.core import audio as au
 from transforms.core import workdir
 from transforms.core.config import StageConfig
-from transforms.core.stage import FAILED, StageFn, StageTransform
+from transforms.core.stage import StageFn, StageTransform
 from transforms.tokens import frames
+from transforms.tokens.kmeans import EMBEDDED_CODEBOOK
 
 log = logging.getLogger("songshard")
 
@@ -43,8 +39,6 @@ BACKENDS = {
 }
 
 STREAMS = {"mixed": "mix", "vocal": "vocals", "accompaniment": "accompaniment"}  # row -> song.audio key
-FIT_FRAMES_PER_SONG = 500
-FIT_MAX_FRAMES = 64 * frames.CODEBOOK_SIZE  # frames kept for fitting, at most (about 336 MB of float32)
 
 
 def default_codebook_uri(output: str) -> str:
@@ -73,14 +67,8 @@ def load_streams(song: Song, names=tuple(STREAMS)) -> dict:
 class TokensFn(StageFn):
     stage = STAGE
 
-    def process(self, song: Song, codebook: Optional[str] = None):
-        self._codebook = codebook
-        yield from super().process(song)
-
     def apply(self, song: Song) -> Song:
         backend = self.backend
-        if getattr(self, "_codebook", None) and hasattr(backend, "use_codebook"):
-            backend.use_codebook(self._codebook)
         streams = load_streams(song)
         num_samples = streams["mixed"].shape[-1]
         total = frames.frames_for_samples(num_samples)
@@ -123,116 +111,14 @@ class TokensFn(StageFn):
         return np.stack(rows).astype(dtype)
 
 
-class SampleFramesFn(beam.DoFn):
-    """A song -> at most ``per_song`` log-mel frames [n, 80] float32 drawn from its three streams.
-
-    A song whose audio cannot be read gives no frames (counted as ``fit_skipped``):
-    the same song then fails in EncodeTokens, where it becomes a dead letter.
-    """
-
-    def __init__(self, per_song: int = FIT_FRAMES_PER_SONG):
-        self.per_song = per_song
-
-    def setup(self):
-        self.skipped = Metrics.counter(STAGE, "fit_skipped")
-
-    def process(self, song: Song):
-        from transforms.tokens import kmeans
-
-        names = [n for n in STREAMS if STREAMS[n] in song.audio]
-        try:
-            streams = load_streams(song, names)
-        except Exception as exc:  # noqa: BLE001 - reported again as a dead letter by EncodeTokens
-            self.skipped.inc()
-            log.warning("tokens: no codebook frames from %s: %s", song.uri, exc)
-            return
-        per_stream = max(1, self.per_song // max(1, len(streams)))
-        seed = int(stable_hash(song.song_id or song.uri, 8), 16)
-        parts = []
-        for i, audio in enumerate(streams.values()):
-            normalised, _ = frames.peak_normalise(audio)
-            parts.append(kmeans.sample_frames(kmeans.logmel(normalised), per_stream, seed + i))
-        if parts:
-            yield np.concatenate(parts).astype(np.float32)
-
-
-class PoolFrames(beam.CombineFn):
-    """Concatenate frame arrays, keeping at most ``cap`` rows (a seeded random subset beyond that)."""
-
-    def __init__(self, cap: int = FIT_MAX_FRAMES, seed: int = 0):
-        self.cap = cap
-        self.seed = seed
-
-    def _shrink(self, rows: np.ndarray) -> np.ndarray:
-        if rows.shape[0] <= self.cap:
-            return rows
-        rng = np.random.default_rng(self.seed + rows.shape[0])
-        return rows[np.sort(rng.choice(rows.shape[0], self.cap, replace=False))]
-
-    def create_accumulator(self):
-        return np.zeros((0, 0), dtype=np.float32)
-
-    def add_input(self, acc, rows):
-        return self.merge_accumulators([acc, np.asarray(rows, dtype=np.float32)])
-
-    def merge_accumulators(self, accs):
-        parts = [a for a in accs if a.size]
-        return self._shrink(np.concatenate(parts)) if parts else self.create_accumulator()
-
-    def extract_output(self, acc):
-        return acc
-
-
-def fit_and_save(pooled: np.ndarray, uri: str, max_size: int, seed: int = 0) -> str:
-    """Fit the codebook on ``pooled`` frames and write it to ``uri``; returns ``uri``.
-
-    An existing file at ``uri`` is kept (returned unchanged); "" when there are no frames.
-    """
-    from transforms.tokens import kmeans
-
-    if workdir.exists(uri):
-        return uri
-    if pooled.size == 0:
-        return ""
-    size = kmeans.codebook_size_for(pooled.shape[0], max_size)
-    centroids = kmeans.fit_codebook(pooled, size, seed)
-    sha = kmeans.save_codebook(uri, centroids, pooled.shape[0])
-    log.info("tokens: fitted a %d-code codebook on %d frames -> %s (sha256 %s)", size, pooled.shape[0], uri, sha)
-    return uri
-
-
-class FitCodebook(beam.PTransform):
-    """Songs (with their audio in the work dir) -> one element: the URI of the kmeans codebook.
-
-    Each song contributes at most ``per_song`` log-mel frames drawn from its mix
-    and stems; the pooled frames (at most FIT_MAX_FRAMES) are fitted with
-    ``min(max_size, frames / 8)`` centroids and written to ``uri``. A codebook
-    already at that URI is reused, not refitted. An empty corpus gives "".
-    """
-
-    def __init__(self, uri: str, max_size: int = frames.CODEBOOK_SIZE, per_song: int = FIT_FRAMES_PER_SONG,
-                 seed: int = 0):
-        super().__init__()
-        self.uri = uri
-        self.max_size = int(max_size)
-        self.per_song = per_song
-        self.seed = seed
-
-    def expand(self, songs):
-        return (songs
-                | "SampleFrames" >> beam.ParDo(SampleFramesFn(self.per_song))
-                | "PoolFrames" >> beam.CombineGlobally(PoolFrames(seed=self.seed))
-                | "FitAndSave" >> beam.Map(fit_and_save, self.uri, self.max_size, self.seed))
-
-
 class EncodeTokens(StageTransform):
     """Songs with mix, vocal and accompaniment audio -> (songs with tokens, dead letters).
 
-    ``--tokens`` picks the codec (see ``BACKENDS``). The kmeans codec reads its
-    codebook from ``--tokens_weights`` (default OUT/codec/codebook.npz); when that
-    file does not exist yet, it is fitted here first, over the same songs
-    (:class:`FitCodebook`, read back as a side input). Other codecs load
-    ``--tokens_weights`` in each worker.
+    ``--tokens`` picks the codec (see ``BACKENDS``). The kmeans codec only reads a
+    codebook, never fits one in the main job (no barrier: every song goes through
+    on its own): ``--tokens_weights``, else OUT/codec/codebook.npz, else the
+    embedded default. ``songshard fit-codec`` fits one for a corpus. Other codecs
+    load ``--tokens_weights`` in each worker.
     """
 
     stage = STAGE
@@ -255,21 +141,25 @@ class EncodeTokens(StageTransform):
         group.add_argument("--tokens_threads", type=int, default=0,
                            help="encodec, songgen: torch CPU threads (0: torch's default)")
 
+    @classmethod
+    def configure(cls, values) -> StageConfig:
+        """As every stage, plus: an explicit kmeans ``--tokens_weights`` must name an existing codebook."""
+        config = super().configure(values)
+        path = config.backend_params.get("weights")
+        if config.backend == "kmeans" and path and not workdir.exists(path):
+            raise ValueError(f"--tokens_weights {path}: no such codebook; make one with "
+                             "`songshard fit-codec --input SONGS --output CODEBOOK.npz`")
+        return config
+
     def effective_config(self) -> StageConfig:
-        """The configured codec, with the kmeans codebook's default location filled in from the run."""
+        """The configured codec; kmeans without ``--tokens_weights`` reads OUT/codec/codebook.npz when
+        it exists (``songshard fit-codec`` writes it), else the embedded default codebook."""
         params = self.config.backend_params
         if self.config.backend == "kmeans" and not params.get("weights"):
-            params["weights"] = default_codebook_uri(self.context.output)
+            fitted = default_codebook_uri(self.context.output)
+            params["weights"] = fitted if workdir.exists(fitted) else EMBEDDED_CODEBOOK
         return StageConfig.make(self.stage, self.config.backend, params, self.config.params)
 
-    def expand(self, pcoll):
+    def make_fn(self):
         config = self.effective_config()
-        uri = config.backend_params.get("weights")
-        codebook = None
-        if config.backend == "kmeans" and not workdir.exists(uri):
-            size = config.backend_params.get("codebook_size") or frames.CODEBOOK_SIZE
-            codebook = pcoll | "FitCodebook" >> FitCodebook(uri, size)
-        fn = self.fn_class(config, self.context, self.backends[config.backend], shared.Shared())
-        side = {} if codebook is None else {"codebook": beam.pvalue.AsSingleton(codebook)}
-        results = pcoll | "Encode" >> beam.ParDo(fn, **side).with_outputs(FAILED, main="songs")
-        return results.songs, results[FAILED]
+        return self.fn_class(config, self.context, self.backends[config.backend], shared.Shared())
