@@ -25,4 +25,8 @@ PY=${PYTHON:-python3}
 # songshard does not use, so without its dependencies.
 .venv/bin/python -c "import importlib.util as u; assert u.find_spec('musicnn')" 2>/dev/null \
   || .venv/bin/pip install -q --no-deps "musicnn==0.1.0"
+# BeatNet's beat / downbeat weights (CC BY 4.0) for --structure beatnet; the package pins an old numba
+# and imports pyaudio and madmom at import time, none of which songshard uses.
+.venv/bin/python -c "import importlib.util as u; assert u.find_spec('BeatNet')" 2>/dev/null \
+  || .venv/bin/pip install -q --no-deps "BeatNet==1.1.3"
 echo "songshard installed in .venv"
