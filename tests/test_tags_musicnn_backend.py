@@ -47,6 +47,13 @@ def test_backend_tags_a_song_with_scores_and_provenance(backend, make_song):
     assert set(out["raw"]) == {"MTT_musicnn", "MSD_musicnn"} and len(out["raw"]["MTT_musicnn"]) == 8
     prov = backend.provenance()
     assert prov.backend == "musicnn" and prov.licence == "ISC" and len(prov.weights_sha256) == 64
+    # with the vocal stem, gender and its vocal evidence come from a pass over the stem
+    stem = backend.stem_gender(np.stack([mix, mix]), 48000)
+    assert set(stem) == {"gender", "vocal"} and 0.0 <= stem["vocal"]["score"] <= 1.0
+    both = backend.tag(np.stack([mix, mix]), 48000, vocals=np.stack([mix, mix]))
+    assert both["stem_vocal"] == stem["vocal"] and "stem_vocal" not in out
+    assert {s for _, s in both["picks"]["gender"]} <= {"model:musicnn:vocal_stem"}
+    assert both["picks"]["genre"] == out["picks"]["genre"]  # the mix still decides everything else
 
 
 def test_stage_default_is_musicnn_and_instrumentals_get_no_gender(make_song, work_dir):

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.sample_corpus.music import SR, BEATS_PER_BAR, TAIL_S, TEMPOS, KEYS, PITCH_CLASS, FORMATS, ENCODE, SIDECARS, META, GROUND_TRUTH_NOTE, section_plan, midi_hz, scale_midi, render_accompaniment
-from pipeline.sample_corpus.voice import _median_f0, lyric_plan, vocal_register, sing_lines, place_vocals
+from pipeline.sample_corpus.voice import median_f0, lyric_plan, vocal_register, sing_lines, place_vocals
 
 
 def build_song(index: int, seed: int, song_seconds: float, engine: str = "auto",
@@ -53,7 +53,7 @@ def build_song(index: int, seed: int, song_seconds: float, engine: str = "auto",
                              gender, beat, engine)
     vocals, lyrics = place_vocals(lines, clips, acc)
     targets = [f for ln in lines for f in clips[(ln["text"], ln["label"], ln["line"])][1]]
-    f0 = float(np.median(targets)) if targets else _median_f0(vocals)
+    f0 = float(np.median(targets)) if targets else median_f0(vocals)
 
     voc2 = np.stack([vocals, vocals])
     g = 10 ** (-1.0 / 20) / np.max(np.abs(voc2 + acc))

@@ -83,7 +83,7 @@ def speak_espeak(text: str, gender: str, seconds: float, work: str) -> np.ndarra
     return x[a:a + int(seconds * SR)]
 
 
-def _median_f0(x: np.ndarray) -> float:
+def median_f0(x: np.ndarray) -> float:
     """Median f0 (Hz) of the voiced, loud part of a mono signal at SR (librosa's YIN)."""
     import librosa
 

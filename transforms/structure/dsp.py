@@ -81,9 +81,10 @@ class DspStructure(Backend):
     def provenance(self) -> Provenance:
         import librosa
 
+        level = "; metrical-level check on the tracked tempo" if self.tempo_level else ""
         return Provenance(backend="dsp", version=f"librosa {librosa.__version__}",
                           note="embedded default: signal processing (beat tracking, self-similarity "
-                               "novelty, repetition), no learned weights")
+                               f"novelty, repetition), no learned weights{level}")
 
     def analyze(self, mix: np.ndarray, sample_rate: int, stems: Optional[Dict[str, np.ndarray]] = None) -> dict:
         y = au.resample(au.to_mono(mix), sample_rate, ANALYSIS_RATE)[0]

@@ -11,7 +11,7 @@ descriptors are not the backend's business: the stage merges them
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -37,8 +37,9 @@ def folder_licence(folder: str) -> str:
 class TaggerBackend(Backend):
     stage = "tags"
 
-    def tag(self, mix: np.ndarray, sample_rate: int) -> Dict[str, dict]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
+        """Tags of the mix (``vocals``: the vocal stem at ``sample_rate``, for backends that use it)."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class DspTagger(TaggerBackend):
@@ -46,7 +47,7 @@ class DspTagger(TaggerBackend):
 
     name = "dsp"
 
-    def tag(self, mix: np.ndarray, sample_rate: int) -> Dict[str, dict]:
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
         return {"picks": {}, "scores": {}}
 
     def provenance(self) -> Provenance:

@@ -18,7 +18,7 @@ kept at ``INSTRUMENT_MIN`` or more.
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -167,7 +167,7 @@ class ClapTagger(TaggerBackend):
         out["instrument"] = dict(zip(self.terms["instrument"], softmax(both, axis=0)[0].tolist()))
         return out
 
-    def tag(self, mix: np.ndarray, sample_rate: int) -> Dict[str, dict]:
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
         scores = self.scores(self.audio_embedding(mix, sample_rate))
         source = f"model:{self.name}"
         picks: Dict[str, list] = {}
