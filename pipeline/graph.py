@@ -1,6 +1,6 @@
 """The songshard graph, composed from ``transforms/``: the ordered list of stages and its wiring.
 
-    read -> decode -> dedupe -> duration filter -> separate -> structure -> lyrics
+    read (on workers, less what OUT holds) -> decode -> dedupe -> duration filter -> separate -> structure -> lyrics
          -> tags -> quality -> tokens -> filter -> split -> shard
 
 Adding a model stage is one package in ``transforms/`` and one line in
@@ -17,9 +17,9 @@ from typing import Any, List, Sequence
 import apache_beam as beam
 
 from pipeline.progress import MarkDone
-from schemas.records import Song
 from transforms.decode import DecodeAudio
 from transforms.dedupe import DropDuplicates
+from transforms.discover.read import ReadSongs
 from transforms.filter import FilterSongs
 from transforms.lyrics import TranscribeLyrics
 from transforms.quality import MeasureQuality
@@ -63,18 +63,19 @@ def _write_jsonl(pcoll, label: str, prefix: str) -> None:
          | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", skip_if_empty=True))
 
 
-def build(p: beam.Pipeline, config, context, uris: Sequence[str], paths: dict, skip_uris=(), skip_ids=()) -> GraphOutputs:
-    """Compose the graph on ``p`` for ``uris``; returns the shard-info, failure and drop collections.
+def build(p: beam.Pipeline, config, context, paths: dict, expected_songs: int = 0) -> GraphOutputs:
+    """Compose the graph on ``p`` for the run's input; returns the shard-info, failure and drop collections.
 
-    ``config`` is the run's :class:`pipeline.config.RunConfig` (its ``model_stages``
-    are the stages wired in), ``context`` its RunContext; ``paths`` holds ``tmp``
-    (temporary shards and index parts), ``manifest``, ``failures``, ``filtered``
-    (file prefixes for JSONL) and ``progress`` (marker folder).
+    ``config`` is the run's :class:`pipeline.config.RunConfig` (its ``input``, and its
+    ``model_stages`` are the stages wired in), ``context`` its RunContext; ``paths``
+    holds ``tmp`` (temporary shards and index parts), ``manifest``, ``failures``,
+    ``filtered`` (file prefixes for JSONL) and ``progress`` (marker folder).
+    ``expected_songs`` sizes the shard writers. The input is read on workers and
+    what OUT holds is joined away there: nothing per song is pickled into the graph.
     """
-    songs = (p
-             | "ListSongs" >> beam.Create([Song(uri=u) for u in uris])
-             | "Spread" >> beam.Reshuffle())
-    songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, skip_uris, skip_ids)
+    songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed)
+    songs = songs | "Spread" >> beam.Reshuffle()
+    songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, done_ids)
     songs, duplicates = songs | "dedupe" >> DropDuplicates()
     songs, too_long_or_short = songs | "filter_duration" >> FilterSongs(config.stage("filter"), rules=("duration",))
     failures = [decode_failed]
@@ -86,7 +87,7 @@ def build(p: beam.Pipeline, config, context, uris: Sequence[str], paths: dict, s
              | "split" >> AssignSplit(config.stage("split"))
              | "mark_ok" >> beam.ParDo(MarkDone(paths["progress"], "ok")))
     shards = songs | "shard" >> WriteShards(config.stage("shard"), paths["tmp"], context.sample_run(),
-                                             fractions(config.stage("split")), expected_songs=len(uris))
+                                             fractions(config.stage("split")), expected_songs=expected_songs)
 
     all_failed = (failures | "flatten_failures" >> beam.Flatten()
                   | "mark_failed" >> beam.ParDo(MarkDone(paths["progress"], "failed")))

@@ -127,7 +127,7 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     stage_metrics: dict = {}
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
-        build(p, config, context, todo, paths, skip_ids=state["ids"])
+        build(p, config, context, paths, expected_songs=len(todo))
         order = ["decode"] + [s.stage for s in config.model_stages]
         with ProgressReporter(paths["progress"], len(todo), config.progress_interval, stage_order=order):
             result = p.run()

@@ -204,3 +204,24 @@ def test_adding_a_stage_is_one_class_and_one_list_entry(corpus, tmp_path):
     second = run(_argv(corpus, tmp_path / "out2", "--loudness_scale", "2"), test_pipeline=TestPipeline(),
                  stages=[*STAGES, LoudnessStage])
     assert second["config_sha256"] == first["config_sha256"] == samples[0]["json"]["run"]["config_sha256"]
+
+
+def test_the_job_graph_does_not_grow_with_the_number_of_songs(tmp_path):
+    import apache_beam as beam
+
+    from pipeline.config import resolve
+    from pipeline.graph import build
+    from transforms.core.config import RunContext
+
+    sizes = {}
+    for n in (10, 100_000):
+        manifest = tmp_path / f"songs{n}.txt"
+        manifest.write_text("".join(f"gs://bucket/songs/{i:07d}.flac\n" for i in range(n)))
+        _, config = resolve(["--input", str(manifest), "--output", str(tmp_path / "out")], model_stages=STAGES)
+        p = beam.Pipeline()
+        paths = {k: str(tmp_path / k) for k in ("tmp", "manifest", "failures", "filtered", "progress")}
+        build(p, config, RunContext(output=str(tmp_path / "out"), work_dir=str(tmp_path / "w")), paths,
+              expected_songs=n)
+        sizes[n] = len(p.to_runner_api().SerializeToString())
+    assert sizes[100_000] - sizes[10] < 2_000, sizes  # 100,000 URIs would be ~3.7 MB if pickled in
+    assert sizes[100_000] < 1_000_000

@@ -22,13 +22,14 @@ import subprocess
 import tempfile
 from typing import Optional, Tuple
 
+import apache_beam as beam
 import numpy as np
 
 from schemas.records import SourceInfo, Song
 from transforms.core import audio as au
 from transforms.core import workdir
 from transforms.core.facts import MAX_SONG_SECONDS
-from transforms.core.stage import StageFn, StageTransform
+from transforms.core.stage import FAILED, StageFn, StageTransform
 
 SILENCE_PEAK = 1e-4  # below -80 dBFS peak the song is digital silence
 
@@ -186,14 +187,12 @@ def read_sidecars(uri: str) -> Tuple[dict, str, str, list]:
 class DecodeFn(StageFn):
     stage = "decode"
 
-    def __init__(self, *args, skip_uris=frozenset(), skip_ids=frozenset(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.skip_uris = frozenset(skip_uris)
-        self.skip_ids = frozenset(skip_ids)
+    def process(self, song: Song, done_ids=None):
+        """``done_ids``: a side input (mapping) of the content ids OUT already holds."""
+        self.done_ids = done_ids if done_ids is not None else {}
+        yield from super().process(song)
 
     def apply(self, song: Song) -> Optional[Song]:
-        if song.uri in self.skip_uris:
-            return None
         data = workdir.read_bytes(song.uri)
         audio, sr, container, codec = decode_bytes(data, song.uri)
         if audio.size == 0 or audio.shape[-1] == 0:
@@ -203,7 +202,7 @@ class DecodeFn(StageFn):
         if au.peak(audio) < SILENCE_PEAK:
             raise EmptyAudio(f"audio is digital silence (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
         song.song_id = content_id(audio, sr)
-        if song.song_id in self.skip_ids:
+        if song.song_id in getattr(self, "done_ids", {}):
             # Same audio as a record OUT already holds: DropDuplicates records it as such.
             song.set_label("decode", {"already_in_output": True})
             return song
@@ -236,21 +235,26 @@ class DecodeFn(StageFn):
 class DecodeAudio(StageTransform):
     """Songs (``Song(uri=...)``) in; decoded songs with ``mix`` / ``mix16k`` in the work dir out.
 
-    ``skip_uris`` / ``skip_ids``: songs OUT already holds (resume). Flag:
-    ``--decode_max_seconds``. Returns ``(songs, failures)``.
+    ``done_ids``: an optional PCollection of the content ids OUT already holds (read on workers),
+    used as a side input: a song whose audio is already there is marked for the dedupe stage.
+    Flag: ``--decode_max_seconds``. Returns ``(songs, failures)``.
     """
 
     stage = "decode"
     fn_class = DecodeFn
 
-    def __init__(self, config, context, skip_uris=(), skip_ids=()):
+    def __init__(self, config, context, done_ids=None):
         super().__init__(config, context)
-        self.skip = {"skip_uris": frozenset(skip_uris), "skip_ids": frozenset(skip_ids)}
+        self.done_ids = done_ids
 
     @classmethod
     def add_options(cls, group) -> None:
         group.add_argument("--decode_max_seconds", type=float, default=MAX_SONG_SECONDS,
                            help="songs are cut to this length (the training side caps at 360 s)")
 
-    def make_fn(self):
-        return DecodeFn(self.config, self.context, **self.skip)
+    def expand(self, pcoll):
+        side = {}
+        if self.done_ids is not None:
+            side["done_ids"] = beam.pvalue.AsDict(self.done_ids | "IdsAsKeys" >> beam.Map(lambda k: (k, True)))
+        results = pcoll | beam.ParDo(self.make_fn(), **side).with_outputs(FAILED, main="songs")
+        return results.songs, results[FAILED]

@@ -1,13 +1,14 @@
 """Find the songs to process: a folder, a glob, or a text file of URIs.
 
-Runs in the driver (the count is needed for progress), through Beam's
-FileSystems so local paths, gs:// and s3:// work alike wherever the matching
+:func:`discover` runs in the driver (the count shown in progress, and a clear
+error for a missing input); the job itself reads the input on workers
+(:class:`transforms.discover.read.ReadSongs`). Both go through Beam's
+FileSystems, so local paths, gs:// and s3:// work alike wherever the matching
 Beam extra is installed.
 """
 
 from __future__ import annotations
 
-import posixpath
 from typing import List
 
 from apache_beam.io.filesystems import FileSystems
@@ -30,6 +31,17 @@ def is_hidden(uri: str, root: str = "") -> bool:
 def _match(pattern: str) -> List[str]:
     result = FileSystems.match([pattern])[0]
     return [m.path for m in result.metadata_list]
+
+
+def input_kind(input_spec: str) -> str:
+    """"glob" | "list" (a text file of URIs) | "file" (one audio file) | "folder"."""
+    if any(ch in input_spec for ch in "*?["):
+        return "glob"
+    if input_spec.lower().endswith(LIST_EXTENSIONS) and FileSystems.exists(input_spec):
+        return "list"
+    if FileSystems.exists(input_spec) and is_audio(input_spec):
+        return "file"
+    return "folder"
 
 
 def discover(input_spec: str) -> List[str]:

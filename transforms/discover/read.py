@@ -1,0 +1,104 @@
+"""Reading the input on workers: the songs an input names, less those OUT already holds.
+
+The driver never pickles the song list into the job graph (Dataflow rejects graphs over ~10 MB,
+about 10^5 URIs): URIs are matched with ``fileio.MatchFiles`` or read from a list file with
+``ReadFromText`` on workers, and OUT's earlier records (index, failures, filtered) are read on
+workers too and joined away by URI. The graph's size does not grow with the number of songs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.records import Song
+from transforms.discover import input_kind, is_audio, is_hidden
+
+
+def _exists(pattern: str) -> bool:
+    try:
+        return bool(FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # noqa: BLE001 - a folder that does not exist holds nothing to skip
+        return False
+
+
+def _list_lines(text: str):
+    line = text.strip()
+    if line and not line.startswith("#"):
+        yield line
+
+
+class InputUris(beam.PTransform):
+    """PBegin -> the audio URIs ``input_spec`` names (folder, glob, list file or one file), read on workers."""
+
+    def __init__(self, input_spec: str):
+        super().__init__()
+        self.spec = input_spec
+        self.kind = input_kind(input_spec)
+
+    def expand(self, pbegin):
+        if self.kind == "list":
+            return pbegin | "ReadList" >> beam.io.ReadFromText(self.spec) | "Lines" >> beam.FlatMap(_list_lines)
+        if self.kind == "file":
+            return pbegin | "OneFile" >> beam.Create([self.spec])
+        root = self.spec.rstrip("/") + "/"
+        pattern = self.spec if self.kind == "glob" else root + "**"
+        keep = ((lambda u: is_audio(u)) if self.kind == "glob"
+                else (lambda u: is_audio(u) and not is_hidden(u, root)))
+        return (pbegin | "Match" >> fileio.MatchFiles(pattern) | "Paths" >> beam.Map(lambda m: m.path)
+                | "AudioOnly" >> beam.Filter(keep))
+
+
+class DoneRecords(beam.PTransform):
+    """PBegin -> (uri, song id) of every record OUT holds: its index, and its failures and drops
+    unless they are to be retried. Song id is "" for failures and drops."""
+
+    def __init__(self, output: str, retry_failed: bool = False):
+        super().__init__()
+        self.output = output.rstrip("/")
+        self.retry_failed = retry_failed
+
+    def expand(self, pbegin):
+        parts = []
+        index = FileSystems.join(self.output, "index", "*.parquet")
+        if _exists(index):
+            parts.append(pbegin | "ReadIndex" >> beam.io.ReadFromParquet(index, columns=["uri", "key"])
+                         | "IndexPairs" >> beam.Map(lambda r: (r["uri"], r["key"])))
+        for part in ("failures", "filtered") if not self.retry_failed else ():
+            pattern = FileSystems.join(self.output, part, "*.jsonl")
+            if _exists(pattern):
+                parts.append(pbegin | f"Read_{part}" >> beam.io.ReadFromText(pattern)
+                             | f"{part}Pairs" >> beam.Map(lambda line: (json.loads(line)["uri"], "")))
+        if not parts:
+            return pbegin | "NothingDone" >> beam.Create([])
+        return parts | "AllDone" >> beam.Flatten()
+
+
+def _new_only(item):
+    uri, groups = item
+    if list(groups["input"]) and not list(groups["done"]):
+        yield Song(uri=uri)
+
+
+class ReadSongs(beam.PTransform):
+    """PBegin -> ``(songs to do, song ids OUT holds)``: ``Song(uri=...)`` for every input URI that OUT
+    does not hold yet (a join by URI, on workers), and the content ids of OUT's records, for the decode
+    stage's duplicate check (read as a side input, also on workers)."""
+
+    def __init__(self, input_spec: str, output: str, retry_failed: bool = False):
+        super().__init__()
+        self.input_spec, self.output, self.retry_failed = input_spec, output, retry_failed
+
+    def expand(self, pbegin):
+        uris = pbegin | "InputUris" >> InputUris(self.input_spec)
+        done = pbegin | "DoneRecords" >> DoneRecords(self.output, self.retry_failed)
+        songs = ({"input": uris | "KeyInput" >> beam.Map(lambda u: (u, True)), "done": done}
+                 | "JoinDone" >> beam.CoGroupByKey() | "NewOnly" >> beam.FlatMap(_new_only))
+        done_ids = done | "DoneIds" >> beam.FlatMap(lambda pair: [pair[1]] if pair[1] else [])
+        return songs, done_ids
+
+
+__all__ = ["ReadSongs", "InputUris", "DoneRecords"]
