@@ -93,7 +93,7 @@ def decode(path: str):
     from transforms.decode import decode_bytes, read_file_tags
 
     data = open(path, "rb").read()
-    audio, sr, container, codec = decode_bytes(data, path)
+    audio, sr, container, codec, _ = decode_bytes(data, path)
     src = SourceInfo(uri=path, container=container, codec=codec, sample_rate=sr, channels=audio.shape[0],
                      duration=audio.shape[1] / sr, file_tags=read_file_tags(data))
     return au.to_stereo(au.resample(audio, sr, SR)), src

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     rows, drawn = [], []
     for name, t in sorted(truth["songs"].items()):
         path = os.path.join(args.corpus, t["file"])
-        audio, sr, _, _ = decode_bytes(open(path, "rb").read(), path)
+        audio, sr, _, _, _ = decode_bytes(open(path, "rb").read(), path)
         mix = au.to_stereo(au.resample(audio, sr, au.CODEC_RATE))
         true_v, vsr = sf.read(os.path.join(args.corpus, t["truth_stems"]["vocals"]), dtype="float32", always_2d=True)
         true_v = au.to_stereo(au.resample(true_v.T, vsr, au.CODEC_RATE))

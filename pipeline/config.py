@@ -35,6 +35,7 @@ class RunConfig:
     retry_failed: bool
     keep_work: bool
     progress_interval: float
+    song_time_limit: float
     stages: Tuple[StageConfig, ...]
     model_stages: Tuple[type, ...]
 
@@ -80,5 +81,6 @@ def resolve(argv: Optional[List[str]] = None,
     config = RunConfig(input=opts.input, output=output, work_root=(opts.work_dir or output + "/_work").rstrip("/"),
                        overwrite=bool(opts.overwrite), retry_failed=bool(opts.retry_failed),
                        keep_work=bool(opts.keep_work), progress_interval=float(opts.progress_interval),
+                       song_time_limit=float(opts.song_time_limit or 0.0),
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

@@ -29,5 +29,8 @@ class SongshardOptions(PipelineOptions):
         io.add_argument("--keep_work", action="store_true", help="keep the work dir after the run")
         io.add_argument("--progress_interval", type=float, default=5.0,
                         help="seconds between progress lines (0: none)")
+        io.add_argument("--song_time_limit", type=float, default=1800.0,
+                        help="seconds of compute a song may take over all stages; past it the song becomes "
+                             "a dead letter and the run goes on (0: no limit)")
         for stage in configurable_stages():
             stage.add_options(parser.add_argument_group(f"stage {stage.stage}"))

@@ -41,10 +41,13 @@ def _encode(tmp_path, tone, ext):
 @pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg", "opus", "m4a"])
 def test_every_container_decodes(tmp_path, tone, ext):
     path = _encode(tmp_path, tone, ext)
-    audio, sr, container, codec = decode_bytes(path.read_bytes(), str(path))
+    audio, sr, container, codec, total = decode_bytes(path.read_bytes(), str(path))
     assert audio.shape[0] == 2 and audio.dtype == np.float32
     assert abs(audio.shape[1] / sr - 4.0) < 0.1  # encoder padding stays small
-    assert container and codec
+    assert container and codec and abs(total - 4.0) < 0.1
+    # only what the cut keeps is decoded; the full length still comes from the file
+    cut, sr2, _, _, whole = decode_bytes(path.read_bytes(), str(path), max_seconds=1.5)
+    assert abs(cut.shape[1] / sr2 - 1.5) < 0.05 and abs(whole - 4.0) < 0.1
 
 
 def test_bad_bytes_raise_clear_errors():

@@ -225,3 +225,12 @@ def test_the_job_graph_does_not_grow_with_the_number_of_songs(tmp_path):
         sizes[n] = len(p.to_runner_api().SerializeToString())
     assert sizes[100_000] - sizes[10] < 2_000, sizes  # 100,000 URIs would be ~3.7 MB if pickled in
     assert sizes[100_000] < 1_000_000
+
+
+def test_a_song_past_the_time_limit_is_a_dead_letter_and_the_run_goes_on(corpus, tmp_path):
+    out = tmp_path / "out"
+    stats = run(_argv(corpus, out, "--song_time_limit", "0.000001"), test_pipeline=TestPipeline(), stages=STAGES)
+    assert stats["records_out"] == 0
+    failures = [json.loads(ln) for f in glob.glob(f"{out}/failures/*.jsonl") for ln in open(f)]
+    limited = [f for f in failures if f["error_type"] == "SongTimeLimit"]
+    assert len(limited) == 4 and all("--song_time_limit" in f["message"] and f["stage"] == "fake" for f in limited)

@@ -65,6 +65,7 @@ class RunContext:
     output: str = ""
     work_dir: str = ""
     config_sha256: str = ""
+    song_time_limit: float = 0.0  # seconds of compute a song may take over all stages (0: no limit)
     extra: Items = field(default=())
 
     def get(self, key: str, default: Any = None) -> Any:

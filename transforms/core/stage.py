@@ -35,6 +35,22 @@ class BackendUnavailable(RuntimeError):
     """A backend that was asked for cannot run here (missing weights or package)."""
 
 
+class SongTimeLimit(RuntimeError):
+    """A song took longer than the run's --song_time_limit over the stages it went through."""
+
+
+def check_time_limit(song: Song, limit: float) -> None:
+    """Raise SongTimeLimit when ``song`` has already used more than ``limit`` s of compute (0: no limit).
+
+    Checked before each stage, so a song stops at most one stage past its limit and becomes a
+    dead letter naming the limit; the run goes on.
+    """
+    used = sum(getattr(song, "timings", {}).values()) if isinstance(song, Song) else 0.0
+    if limit and used > limit:
+        raise SongTimeLimit(f"song took {used:.1f} s of compute over {sorted(song.timings)}, "
+                            f"past --song_time_limit {limit:g} s")
+
+
 class Backend:
     """A model behind a stage: configured from its parameters, checked in the driver, loaded on workers.
 
@@ -123,6 +139,7 @@ class StageFn(beam.DoFn):
     def process(self, song: Song):
         start = time.time()
         try:
+            check_time_limit(song, self.context.song_time_limit)
             result = self.apply(song)
             outputs = [result] if isinstance(result, Song) or result is None else list(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter

@@ -42,12 +42,15 @@ class EmptyAudio(ValueError):
     """The file is empty, has no samples, or holds only silence."""
 
 
-def _decode_soundfile(data: bytes) -> Tuple[np.ndarray, int, str, str]:
+def _decode_soundfile(data: bytes, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """Decode at most ``max_seconds`` (0: all); the full length comes from the header."""
     import soundfile as sf
 
     with sf.SoundFile(io.BytesIO(data)) as f:
-        audio = f.read(dtype="float32", always_2d=True).T
-        return audio, f.samplerate, f.format.lower(), f.subtype.lower()
+        total = f.frames / float(f.samplerate) if f.frames > 0 else 0.0
+        frames = int(max_seconds * f.samplerate) if max_seconds else -1
+        audio = f.read(frames=frames, dtype="float32", always_2d=True).T
+        return audio, f.samplerate, f.format.lower(), f.subtype.lower(), total
 
 
 def _ffprobe_codec(path: str) -> Tuple[str, str]:
@@ -67,8 +70,18 @@ def _one_line(stderr: bytes) -> str:
     return re.sub(r"\S*songshard-\w+\.\w+:?\s*", "", text)
 
 
-def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]:
-    """Decode with the ffmpeg command at the file's native rate and channel count."""
+def _ffprobe_duration(path: str) -> float:
+    """The container's duration in seconds (0.0 when ffprobe cannot tell)."""
+    try:
+        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
+                             capture_output=True, timeout=60, check=True).stdout.decode().strip()
+        return float(out) if out and out != "N/A" else 0.0
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return 0.0
+
+
+def _decode_ffmpeg(data: bytes, suffix: str, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """Decode with the ffmpeg command at the file's native rate and channel count, at most ``max_seconds``."""
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
         tmp.write(data)
         tmp.flush()
@@ -80,18 +93,20 @@ def _decode_ffmpeg(data: bytes, suffix: str) -> Tuple[np.ndarray, int, str, str]
         if probe.returncode != 0 or len(fields) < 2 or not fields[0].isdigit():
             raise DecodeError(f"no audio stream found ({_one_line(probe.stderr)[-200:] or 'ffprobe'})")
         sr, channels = int(fields[0]), int(fields[1])
-        proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", tmp.name, "-map", "0:a:0",
+        limit = ["-t", f"{max_seconds:.3f}"] if max_seconds else []
+        proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", tmp.name, "-map", "0:a:0", *limit,
                                "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"], capture_output=True, timeout=3600)
         if proc.returncode != 0 and not proc.stdout:
             raise DecodeError(f"ffmpeg could not decode: {_one_line(proc.stderr)[-300:]}")
         audio = np.frombuffer(proc.stdout, dtype="<f4")
         audio = audio[: len(audio) // channels * channels].reshape(-1, channels).T.copy()
-        return audio, sr, container, codec
+        return audio, sr, container, codec, _ffprobe_duration(tmp.name) or audio.shape[-1] / float(sr)
 
 
-def decode_bytes(data: bytes, name: str = "") -> Tuple[np.ndarray, int, str, str]:
-    """(audio [C, N] float32, native sample rate, container, codec) from a file's bytes.
+def decode_bytes(data: bytes, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """(audio [C, N] float32, native sample rate, container, codec, full length in s) from a file's bytes.
 
+    Only the first ``max_seconds`` are decoded (0: all), so a 3-hour file costs what the cut keeps.
     Raises EmptyAudio for a 0-byte file and DecodeError when no decoder can read it.
     """
     if not data:
@@ -100,11 +115,11 @@ def decode_bytes(data: bytes, name: str = "") -> Tuple[np.ndarray, int, str, str
     errors = []
     if suffix not in (".m4a", ".aac", ".mp4", ".wma"):
         try:
-            return _decode_soundfile(data)
+            return _decode_soundfile(data, max_seconds)
         except Exception as exc:  # noqa: BLE001 - fall through to ffmpeg, keep the reason
             errors.append("soundfile: " + re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
     try:
-        return _decode_ffmpeg(data, suffix)
+        return _decode_ffmpeg(data, suffix, max_seconds)
     except (DecodeError, OSError, subprocess.SubprocessError) as exc:
         errors.append(f"ffmpeg: {exc}")
     raise DecodeError("cannot decode audio: " + "; ".join(errors))
@@ -194,7 +209,8 @@ class DecodeFn(StageFn):
 
     def apply(self, song: Song) -> Optional[Song]:
         data = workdir.read_bytes(song.uri)
-        audio, sr, container, codec = decode_bytes(data, song.uri)
+        max_s = float(self.config.get("max_seconds", MAX_SONG_SECONDS))
+        audio, sr, container, codec, duration = decode_bytes(data, song.uri, max_s)
         if audio.size == 0 or audio.shape[-1] == 0:
             raise EmptyAudio("decoded zero samples (zero-length audio)")
         if not np.all(np.isfinite(audio)):
@@ -208,7 +224,7 @@ class DecodeFn(StageFn):
             return song
         meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
         tags = read_file_tags(data)
-        duration = audio.shape[-1] / sr
+        duration = max(duration, audio.shape[-1] / sr)
         song.source = SourceInfo(
             uri=song.uri, size_bytes=len(data), container=container, codec=codec, sample_rate=sr,
             channels=int(audio.shape[0]), duration=round(duration, 3), file_tags=tags, sidecar=meta,
@@ -216,7 +232,6 @@ class DecodeFn(StageFn):
         song.artist = str(meta.get("artist") or tags.get("artist") or tags.get("albumartist") or "")
         song.title = str(meta.get("title") or tags.get("title") or
                           posixpath.splitext(posixpath.basename(song.uri))[0])
-        max_s = float(self.config.get("max_seconds", MAX_SONG_SECONDS))
         if max_s and duration > max_s:
             audio = audio[:, : int(max_s * sr)]
             song.truncated = True
