@@ -13,6 +13,7 @@ with the same flags carry the same ``config_sha256``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -63,13 +64,27 @@ def stage_values(argv: Optional[List[str]], stages: Sequence[type]) -> dict:
     return vars(known)
 
 
+def local_defaults(argv: List[str], cores: Optional[int] = None) -> List[str]:
+    """``argv`` plus, for a local run that names no runner layout of its own, one worker process per
+    core (DirectRunner's multi_processing mode): a local run uses every core by default."""
+    names = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    runner = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--runner"),
+                  next((a.split("=", 1)[1] for a in argv if a.startswith("--runner=")), "DirectRunner"))
+    if runner not in ("DirectRunner", "direct") or names & {"--direct_running_mode", "--direct_num_workers"}:
+        return list(argv)
+    return list(argv) + ["--direct_running_mode", "multi_processing",
+                         "--direct_num_workers", str(cores or os.cpu_count() or 1)]
+
+
 def resolve(argv: Optional[List[str]] = None,
             model_stages: Optional[Sequence[type]] = None) -> Tuple[PipelineOptions, RunConfig]:
     """(Beam's PipelineOptions, the RunConfig) for a command line.
 
-    Raises ValueError for missing or bad flags and BackendUnavailable for an
-    unknown backend, before anything is read or written.
+    A local run gets one worker process per core unless the command line says otherwise
+    (:func:`local_defaults`). Raises ValueError for missing or bad flags and
+    BackendUnavailable for an unknown backend, before anything is read or written.
     """
+    argv = local_defaults(list(sys.argv[1:] if argv is None else argv))
     pipeline_options = PipelineOptions(argv)
     opts = pipeline_options.view_as(SongshardOptions)
     if not opts.input or not opts.output:

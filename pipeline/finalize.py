@@ -1,42 +1,25 @@
-"""Driver-side end of a run: name the shards, publish the index, write the figures.
+"""Driver-side end of a run: pack the finished parts into shards, write the figures.
 
-The pipeline leaves complete shards under temporary names with an index part
-each and a manifest of them. Here they get their final, contiguous names
-(``train-000000.tar`` ... continuing after shards an earlier run left), index
-parts move to ``OUT/index/`` with the final shard name, and ``stats.json``
+The pipeline leaves every finished song as a part in OUT/_parts; here they are
+packed into shards with contiguous names (``train-000000.tar`` ... continuing
+after shards an earlier run left; ``transforms.shard.pack``), and ``stats.json``
 (plus ``runs/RUN_ID.json``) records the run's figures and its config.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import re
 from collections import Counter
-from typing import Dict, List
+from typing import List
 
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.arrow import rows_to_table, table_to_rows
 from transforms.core import workdir
 
-SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<n>\d{6})\.tar$")
-
-
-def list_uris(pattern: str) -> List[str]:
-    """Sorted URIs matching ``pattern``; [] when nothing matches or the folder does not exist yet.
-
-    Any other listing error (permissions, a transient storage failure) is raised:
-    read as an empty OUT, it would make a resume renumber shards from 000000.
-    """
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except BeamIOError:
-        folder = pattern.rsplit("/", 1)[0] if "/" in pattern else "."
-        if "*" not in folder and not FileSystems.exists(folder):
-            return []
-        raise
+# Listing, the index and shard numbering live with the work-dir I/O and the shard stage; re-exported.
+from transforms.core.workdir import list_uris  # noqa: F401
+from transforms.shard.pack import (SHARD_NAME, next_shard_numbers, pack_parts, read_index,  # noqa: F401
+                                   read_parts)
 
 
 def read_jsonl(pattern: str) -> List[dict]:
@@ -46,58 +29,6 @@ def read_jsonl(pattern: str) -> List[dict]:
             if line.strip():
                 records.append(json.loads(line))
     return records
-
-
-def next_shard_numbers(output: str) -> Dict[str, int]:
-    """{split: first free shard number} from the shards already in OUT."""
-    nxt: Dict[str, int] = {}
-    for uri in list_uris(FileSystems.join(output, "*.tar")):
-        m = SHARD_NAME.match(uri.rsplit("/", 1)[-1])
-        if m:
-            nxt[m["split"]] = max(nxt.get(m["split"], 0), int(m["n"]) + 1)
-    return nxt
-
-
-def _rewrite_index(temp_index_uri: str, final_uri: str, shard_name: str) -> List:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(io.BytesIO(workdir.read_bytes(temp_index_uri)))
-    rows = table_to_rows(table)
-    for row in rows:
-        row.shard = shard_name
-    buf = io.BytesIO()
-    pq.write_table(rows_to_table(rows), buf)
-    workdir.write_bytes(final_uri, buf.getvalue())
-    return rows
-
-
-def publish_shards(output: str, manifest_pattern: str, run_id: str) -> List[dict]:
-    """Rename temporary shards to final names; returns [{"shard", "split", "samples", "bytes", "rows"}]."""
-    infos = read_jsonl(manifest_pattern)
-    infos.sort(key=lambda i: (i["split"], i["writer"], i["seq"]))
-    numbers = next_shard_numbers(output)
-    published = []
-    for info in infos:
-        n = numbers.get(info["split"], 0)
-        numbers[info["split"]] = n + 1
-        name = f"{info['split']}-{n:06d}.tar"
-        rows = _rewrite_index(info["temp_index_uri"], FileSystems.join(output, "index", f"{run_id}-{name[:-4]}.parquet"),
-                              name)
-        FileSystems.rename([info["temp_uri"]], [FileSystems.join(output, name)])
-        published.append({"shard": name, "split": info["split"], "samples": info["samples"],
-                          "bytes": info["bytes"], "rows": rows})
-    return published
-
-
-def read_index(output: str):
-    """The whole index of OUT as one pyarrow Table (empty table when there is none)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from schemas.arrow import index_schema
-
-    tables = [pq.read_table(io.BytesIO(workdir.read_bytes(u))) for u in list_uris(FileSystems.join(output, "index", "*.parquet"))]
-    return pa.concat_tables(tables) if tables else index_schema().empty_table()
 
 
 def summarise(run: dict, songs_in: int, skipped: int, published: List[dict], failures: List[dict],

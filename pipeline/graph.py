@@ -25,7 +25,7 @@ from transforms.lyrics import TranscribeLyrics
 from transforms.quality import MeasureQuality
 from transforms.separate import SeparateStems
 from transforms.shard import WriteShards
-from transforms.split import AssignSplit, fractions
+from transforms.split import AssignSplit
 from transforms.structure import AnalyzeStructure
 from transforms.tags import TagSongs
 from transforms.tokens import EncodeTokens
@@ -63,15 +63,15 @@ def _write_jsonl(pcoll, label: str, prefix: str) -> None:
          | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", skip_if_empty=True))
 
 
-def build(p: beam.Pipeline, config, context, paths: dict, expected_songs: int = 0) -> GraphOutputs:
+def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     """Compose the graph on ``p`` for the run's input; returns the shard-info, failure and drop collections.
 
     ``config`` is the run's :class:`pipeline.config.RunConfig` (its ``input``, and its
     ``model_stages`` are the stages wired in), ``context`` its RunContext; ``paths``
-    holds ``tmp`` (temporary shards and index parts), ``manifest``, ``failures``,
-    ``filtered`` (file prefixes for JSONL) and ``progress`` (marker folder).
-    ``expected_songs`` sizes the shard writers. The input is read on workers and
-    what OUT holds is joined away there: nothing per song is pickled into the graph.
+    holds ``parts`` (OUT/_parts: each finished song, written at once), ``failures``,
+    ``filtered`` (file prefixes for JSONL) and ``progress`` (marker folder). The
+    input is read on workers and what OUT holds is joined away there: nothing per
+    song is pickled into the graph, and no song waits for another.
     """
     songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed)
     songs = songs | "Spread" >> beam.Reshuffle()
@@ -86,8 +86,7 @@ def build(p: beam.Pipeline, config, context, paths: dict, expected_songs: int = 
     songs = (songs
              | "split" >> AssignSplit(config.stage("split"))
              | "mark_ok" >> beam.ParDo(MarkDone(paths["progress"], "ok")))
-    shards = songs | "shard" >> WriteShards(config.stage("shard"), paths["tmp"], context.sample_run(),
-                                             fractions(config.stage("split")), expected_songs=expected_songs)
+    shards = songs | "shard" >> WriteShards(config.stage("shard"), paths["parts"], context.sample_run())
 
     all_failed = (failures | "flatten_failures" >> beam.Flatten()
                   | "mark_failed" >> beam.ParDo(MarkDone(paths["progress"], "failed")))
@@ -95,6 +94,4 @@ def build(p: beam.Pipeline, config, context, paths: dict, expected_songs: int = 
                    | "mark_dropped" >> beam.ParDo(MarkDone(paths["progress"], "dropped")))
     _write_jsonl(all_failed, "Failures", paths["failures"])
     _write_jsonl(all_dropped, "Dropped", paths["filtered"])
-    _ = (shards | "ShardJson" >> beam.Map(lambda s: json.dumps(s.__dict__, sort_keys=True))
-         | "WriteManifest" >> beam.io.WriteToText(paths["manifest"], file_name_suffix=".jsonl", skip_if_empty=True))
     return GraphOutputs(shards=shards, failures=all_failed, dropped=all_dropped)

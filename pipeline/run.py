@@ -27,10 +27,11 @@ from pipeline.progress import ProgressReporter
 from transforms.core import workdir
 from transforms.core.config import RunContext
 from transforms.discover import discover
+from transforms.shard import PARTS
 
 log = logging.getLogger("songshard")
 
-OUTPUT_PARTS = ("index", "failures", "filtered", "runs", "codec", "stats.json", "_work")
+OUTPUT_PARTS = ("index", "failures", "filtered", "runs", "codec", "stats.json", "_work", "_parts")
 
 
 def _clear_output(output: str) -> None:
@@ -45,6 +46,9 @@ def resume_state(output: str, retry_failed: bool) -> dict:
     table = finalize.read_index(output)
     done_ids = set(table.column("key").to_pylist()) if table.num_rows else set()
     done_uris = set(table.column("uri").to_pylist()) if table.num_rows else set()
+    parts = finalize.read_parts(output)  # finished by a run that was killed before it packed them
+    done_ids |= {r["key"] for r in parts}
+    done_uris |= {r["uri"] for r in parts}
     earlier = (finalize.read_jsonl(FileSystems.join(output, "failures", "*.jsonl"))
                + finalize.read_jsonl(FileSystems.join(output, "filtered", "*.jsonl")))
     if retry_failed:
@@ -113,9 +117,8 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     todo = [u for u in uris if u not in state["uris"]]
     backends = check_backends(config)
     run_info = {**context.sample_run(), "backends": backends, "config": config.to_dict()}
-    paths = {"tmp": FileSystems.join(context.work_dir, "shards"),
+    paths = {"parts": FileSystems.join(config.output, PARTS),
              "progress": FileSystems.join(context.work_dir, "progress"),
-             "manifest": FileSystems.join(context.work_dir, "manifest", "shards"),
              "failures": FileSystems.join(config.output, "failures", run_id),
              "filtered": FileSystems.join(config.output, "filtered", run_id)}
     log.info("songshard %s: %d songs found, %d to do, backends %s", run_id, len(uris), len(todo),
@@ -127,13 +130,15 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     stage_metrics: dict = {}
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
-        build(p, config, context, paths, expected_songs=len(todo))
+        build(p, config, context, paths)
         order = ["decode"] + [s.stage for s in config.model_stages]
         with ProgressReporter(paths["progress"], len(todo), config.progress_interval, stage_order=order):
             result = p.run()
             result.wait_until_finish()
         stage_metrics = _stage_metrics(result)
-        published = finalize.publish_shards(config.output, paths["manifest"] + "*.jsonl", run_id)
+    shard = config.stage("shard")  # parts this run or a killed earlier one finished become shards
+    published = finalize.pack_parts(config.output, run_id, int(shard.get("max_samples", 1000)),
+                                    float(shard.get("max_bytes", 1e9)))
     failures = finalize.read_jsonl(paths["failures"] + "*.jsonl")
     dropped = finalize.read_jsonl(paths["filtered"] + "*.jsonl")
     stats = finalize.summarise(run_info, len(uris), len(uris) - len(todo), published, failures, dropped,

@@ -160,19 +160,6 @@ class Dropped:
 
 
 @dataclass
-class ShardInfo:
-    """A shard a writer closed under a temporary name; the driver renames it."""
-
-    split: str
-    temp_uri: str
-    temp_index_uri: str
-    writer: int
-    seq: int
-    samples: int
-    bytes: int
-
-
-@dataclass
 class IndexRow:
     """One row of OUT/index/*.parquet: one sample, the figures people filter on.
 

@@ -219,9 +219,8 @@ def test_the_job_graph_does_not_grow_with_the_number_of_songs(tmp_path):
         manifest.write_text("".join(f"gs://bucket/songs/{i:07d}.flac\n" for i in range(n)))
         _, config = resolve(["--input", str(manifest), "--output", str(tmp_path / "out")], model_stages=STAGES)
         p = beam.Pipeline()
-        paths = {k: str(tmp_path / k) for k in ("tmp", "manifest", "failures", "filtered", "progress")}
-        build(p, config, RunContext(output=str(tmp_path / "out"), work_dir=str(tmp_path / "w")), paths,
-              expected_songs=n)
+        paths = {k: str(tmp_path / k) for k in ("parts", "failures", "filtered", "progress")}
+        build(p, config, RunContext(output=str(tmp_path / "out"), work_dir=str(tmp_path / "w")), paths)
         sizes[n] = len(p.to_runner_api().SerializeToString())
     assert sizes[100_000] - sizes[10] < 2_000, sizes  # 100,000 URIs would be ~3.7 MB if pickled in
     assert sizes[100_000] < 1_000_000

@@ -130,3 +130,13 @@ def test_files_and_functions_stay_small():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno - node.lineno < 80, f"{path}:{node.name}"
+
+
+def test_a_local_run_uses_every_core_unless_told_otherwise():
+    from pipeline.config import local_defaults
+
+    assert local_defaults(["--input", "x"], cores=4)[-4:] == ["--direct_running_mode", "multi_processing",
+                                                            "--direct_num_workers", "4"]
+    for given in (["--direct_num_workers", "1"], ["--direct_running_mode=in_memory"],
+                  ["--runner", "DataflowRunner"], ["--runner=PortableRunner"]):
+        assert local_defaults(given, cores=4) == given

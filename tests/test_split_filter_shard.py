@@ -4,7 +4,7 @@ import pytest
 
 from schemas.records import Song, SourceInfo
 from transforms.filter import drop_reasons
-from transforms.shard import bucket_count, plan_shards, tar_size
+from transforms.shard import plan_shards, tar_size
 from transforms.split import split_for
 
 
@@ -48,4 +48,3 @@ def test_shard_plan_respects_both_limits():
     assert plan_shards([40, 40, 40, 100], 10, 100) == [[0, 1], [2], [3]]
     assert plan_shards([500], 10, 100) == [[0]]  # an oversize sample gets a shard of its own
     assert tar_size({"json": b"x" * 513}) == 512 + 1024
-    assert bucket_count(0, 1000) == 1 and bucket_count(2500, 1000) == 3

@@ -8,9 +8,10 @@ travel through a shuffle. Arrays are stored as ``.npy`` (float32, shape
 from __future__ import annotations
 
 import io
-from typing import Tuple
+from typing import List, Tuple
 
 import numpy as np
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 
@@ -78,3 +79,18 @@ def load_audio_at(uri: str, rate: int):
 
     audio, sr = load_audio(uri)
     return resample(audio, sr, rate) if sr != rate else audio
+
+
+def list_uris(pattern: str) -> List[str]:
+    """Sorted URIs matching ``pattern``; [] when nothing matches or the folder does not exist yet.
+
+    Any other listing error (permissions, a transient storage failure) is raised:
+    read as an empty OUT, it would make a resume renumber shards from 000000.
+    """
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except BeamIOError:
+        folder = pattern.rsplit("/", 1)[0] if "/" in pattern else "."
+        if "*" not in folder and not FileSystems.exists(folder):
+            return []
+        raise

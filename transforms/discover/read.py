@@ -67,6 +67,10 @@ class DoneRecords(beam.PTransform):
         if _exists(index):
             parts.append(pbegin | "ReadIndex" >> beam.io.ReadFromParquet(index, columns=["uri", "key"])
                          | "IndexPairs" >> beam.Map(lambda r: (r["uri"], r["key"])))
+        finished = FileSystems.join(self.output, "_parts", "*.json")  # songs a killed run finished
+        if _exists(finished):
+            parts.append(pbegin | "ReadParts" >> beam.io.ReadFromText(finished)
+                         | "PartPairs" >> beam.Map(lambda line: (json.loads(line)["uri"], json.loads(line)["key"])))
         for part in ("failures", "filtered") if not self.retry_failed else ():
             pattern = FileSystems.join(self.output, part, "*.jsonl")
             if _exists(pattern):

@@ -14,9 +14,11 @@ A sample: ``__key__`` = song id (hex, no dots), ``json`` (every label),
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
+import uuid
 from typing import Dict, Iterable, List
 
 import apache_beam as beam
@@ -24,7 +26,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from schemas.arrow import rows_to_table
-from schemas.records import ShardInfo, Song, hash_fraction, index_row, sample_json
+from schemas.records import Song, index_row, sample_json
 from transforms.core import workdir
 from transforms.core.config import StageConfig
 from transforms.core.stage import Configurable
@@ -100,42 +102,37 @@ def write_tar(uri: str, samples: Iterable[tuple]) -> int:
     return count
 
 
-def bucket_count(expected_songs: float, max_samples: int) -> int:
-    """Writer groups for a split: one per shard's worth of songs, at least one."""
-    return max(1, math.ceil(expected_songs / max(1, max_samples)))
+PARTS = "_parts"  # OUT/_parts/KEY.tar + KEY.json: finished songs not yet packed into shards
 
 
-class _WriteBucket(beam.DoFn):
-    def __init__(self, tmp_dir: str, run: dict, max_samples: int, max_bytes: float, write_audio: bool):
-        self.tmp_dir = tmp_dir
-        self.run = run
-        self.max_samples = max_samples
-        self.max_bytes = max_bytes
-        self.write_audio = write_audio
-
-    def setup(self):
-        self.samples = Metrics.counter("shard", "samples")
-        self.shards = Metrics.counter("shard", "shards")
-
-    def process(self, item):
-        (split, bucket), songs = item
-        songs = sorted(songs, key=lambda s: s.song_id)
-        members = [sample_members(s, self.run, self.write_audio) for s in songs]
-        plan = plan_shards([tar_size(m) for m in members], self.max_samples, self.max_bytes)
-        for seq, idx in enumerate(plan):
-            name = f"{split}-b{bucket:05d}-{seq:05d}"
-            tar_uri = workdir.join(self.tmp_dir, name + ".tar")
-            write_tar(tar_uri, ((songs[i].song_id, members[i]) for i in idx))
-            rows = [index_row(songs[i], shard=name + ".tar", run_id=self.run["run_id"]) for i in idx]
-            index_uri = workdir.join(self.tmp_dir, name + ".parquet")
-            _write_parquet(index_uri, rows)
-            self.samples.inc(len(idx))
-            self.shards.inc()
-            yield ShardInfo(split=split, temp_uri=tar_uri, temp_index_uri=index_uri, writer=bucket,
-                            seq=seq, samples=len(idx), bytes=sum(tar_size(members[i]) for i in idx) + 1024)
+def part_uris(parts_dir: str, key: str) -> Dict[str, str]:
+    return {"tar": workdir.join(parts_dir, key + ".tar"), "json": workdir.join(parts_dir, key + ".json")}
 
 
-def _write_parquet(uri: str, rows) -> None:
+def write_atomically(uri: str, data: bytes) -> None:
+    """Write ``data`` under a temporary name, then rename: ``uri`` is whole or absent, never truncated."""
+    from apache_beam.io.filesystems import FileSystems
+
+    temp = f"{uri}.tmp-{uuid.uuid4().hex[:8]}"
+    workdir.write_bytes(temp, data)
+    FileSystems.rename([temp], [uri])
+
+
+def part_bytes(key: str, members: Dict[str, bytes]) -> bytes:
+    """One sample as a complete tar (its members adjacent, under one key)."""
+    import webdataset as wds
+
+    if "." in key:
+        raise ValueError(f"sample key {key!r} holds a dot; WebDataset keys cannot")
+    buf = io.BytesIO()
+    writer = wds.TarWriter(buf)
+    writer.write({"__key__": key, **members})
+    writer.close()
+    return buf.getvalue()
+
+
+def write_parquet(uri: str, rows) -> None:
+    """IndexRows as a Parquet file at ``uri`` (the schema derived from IndexRow)."""
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
@@ -143,27 +140,46 @@ def _write_parquet(uri: str, rows) -> None:
     workdir.write_bytes(uri, buf.getvalue())
 
 
-class WriteShards(Configurable, beam.PTransform):
-    """Songs with ``split`` set in; one :class:`ShardInfo` per temporary shard out.
+class _WritePart(beam.DoFn):
+    """A finished song -> its part (OUT/_parts/KEY.tar, then KEY.json with its index row) and a small
+    record of it. Idempotent: a retried bundle rewrites the same two names; the json, written last,
+    marks the part complete."""
 
-    Songs of a split are spread over about one writer group per shard's worth of
-    the ``expected_songs`` that split will get (``fractions``: the split stage's
-    shares), so a large run writes in parallel and a small one writes one shard
-    per split. Flags: ``--shard_*``.
+    def __init__(self, parts_dir: str, run: dict, write_audio: bool):
+        self.parts_dir, self.run, self.write_audio = parts_dir, run, write_audio
+
+    def setup(self):
+        self.samples = Metrics.counter("shard", "parts")
+
+    def process(self, song: Song):
+        members = sample_members(song, self.run, self.write_audio)
+        data = part_bytes(song.song_id, members)
+        uris = part_uris(self.parts_dir, song.song_id)
+        write_atomically(uris["tar"], data)
+        row = dataclasses.asdict(index_row(song, shard="", run_id=self.run["run_id"]))
+        record = {"key": song.song_id, "uri": song.uri, "split": song.split, "bytes": len(data), "row": row}
+        write_atomically(uris["json"], json.dumps(record, sort_keys=True, default=str).encode("utf-8"))
+        self.samples.inc()
+        yield {"key": song.song_id, "split": song.split, "bytes": len(data)}
+
+
+class WriteShards(Configurable, beam.PTransform):
+    """Songs with ``split`` set in; one small record per written part out.
+
+    Each song is written as soon as it is finished, on the worker that finished it, as a
+    complete one-sample tar in OUT/_parts (temporary name, then rename), so a run killed at
+    any moment keeps every song it finished; the driver packs parts into shards
+    (:func:`transforms.shard.pack.pack_parts`) at the end of the run, or of the next one.
+    Flags: ``--shard_*``.
     """
 
     stage = "shard"
 
-    def __init__(self, config: StageConfig, tmp_dir: str, run: dict, fractions: Dict[str, float],
-                 expected_songs: int = 0):
+    def __init__(self, config: StageConfig, parts_dir: str, run: dict):
         super().__init__()
-        self.tmp_dir = tmp_dir
+        self.parts_dir = parts_dir
         self.run = run
-        self.max_samples = int(config.get("max_samples", 1000))
-        self.max_bytes = float(config.get("max_bytes", 1e9))
         self.write_audio = bool(config.get("write_audio", False))
-        self.buckets = {split: bucket_count(expected_songs * f, self.max_samples)
-                        for split, f in fractions.items()}
 
     @classmethod
     def add_options(cls, group) -> None:
@@ -180,10 +196,4 @@ class WriteShards(Configurable, beam.PTransform):
         return config
 
     def expand(self, pcoll):
-        buckets = self.buckets
-        return (pcoll
-                | "KeyByBucket" >> beam.Map(
-                    lambda s: ((s.split, int(hash_fraction(s.song_id) * buckets.get(s.split, 1))), s))
-                | "GroupByBucket" >> beam.GroupByKey()
-                | "WriteBucket" >> beam.ParDo(_WriteBucket(self.tmp_dir, self.run, self.max_samples,
-                                                           self.max_bytes, self.write_audio)))
+        return pcoll | "WritePart" >> beam.ParDo(_WritePart(self.parts_dir, self.run, self.write_audio))
