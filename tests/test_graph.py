@@ -233,3 +233,14 @@ def test_a_song_past_the_time_limit_is_a_dead_letter_and_the_run_goes_on(corpus,
     failures = [json.loads(ln) for f in glob.glob(f"{out}/failures/*.jsonl") for ln in open(f)]
     limited = [f for f in failures if f["error_type"] == "SongTimeLimit"]
     assert len(limited) == 4 and all("--song_time_limit" in f["message"] and f["stage"] == "fake" for f in limited)
+
+
+def test_the_real_pipeline_runs_under_the_portable_runner(corpus, tmp_path):
+    """Dataflow, Flink and Spark take the portable path: everything the workers get is serialised."""
+    out = tmp_path / "out"
+    argv = _argv(corpus, out, "--runner", "PortableRunner", "--job_endpoint", "embed",
+                 "--environment_type", "LOOPBACK")
+    stats = run(argv, stages=STAGES)
+    assert stats["records_out"] == 3 and stats["failures"] == 3
+    keys = [s["__key__"] for s in _read_shards(out)]
+    assert len(keys) == len(set(keys)) == 3
