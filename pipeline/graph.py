@@ -16,7 +16,7 @@ from typing import Any, List, Sequence
 
 import apache_beam as beam
 
-from pipeline.progress import MarkDone
+from pipeline.progress import CountDone
 from transforms.decode import DecodeAudio
 from transforms.dedupe import DropDuplicates
 from transforms.discover.read import ReadSongs
@@ -85,13 +85,13 @@ def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     songs, filtered = songs | "filter" >> FilterSongs(config.stage("filter"), rules=("language", "quality"))
     songs = (songs
              | "split" >> AssignSplit(config.stage("split"))
-             | "mark_ok" >> beam.ParDo(MarkDone(paths["progress"], "ok")))
+             | "mark_ok" >> beam.ParDo(CountDone(paths["progress"], "ok")))
     shards = songs | "shard" >> WriteShards(config.stage("shard"), paths["parts"], context.sample_run())
 
     all_failed = (failures | "flatten_failures" >> beam.Flatten()
-                  | "mark_failed" >> beam.ParDo(MarkDone(paths["progress"], "failed")))
+                  | "mark_failed" >> beam.ParDo(CountDone(paths["progress"], "failed")))
     all_dropped = ((duplicates, too_long_or_short, filtered) | "flatten_dropped" >> beam.Flatten()
-                   | "mark_dropped" >> beam.ParDo(MarkDone(paths["progress"], "dropped")))
+                   | "mark_dropped" >> beam.ParDo(CountDone(paths["progress"], "dropped")))
     _write_jsonl(all_failed, "Failures", paths["failures"])
     _write_jsonl(all_dropped, "Dropped", paths["filtered"])
     return GraphOutputs(shards=shards, failures=all_failed, dropped=all_dropped)

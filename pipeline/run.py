@@ -131,8 +131,7 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
         build(p, config, context, paths)
-        order = ["decode"] + [s.stage for s in config.model_stages]
-        with ProgressReporter(paths["progress"], len(todo), config.progress_interval, stage_order=order):
+        with ProgressReporter(paths["progress"], len(todo), config.progress_interval):
             result = p.run()
             result.wait_until_finish()
         stage_metrics = _stage_metrics(result)

@@ -65,14 +65,6 @@ def delete_tree(uri: str) -> None:
         FileSystems.delete([uri])
 
 
-def write_marker(progress_dir: str, kind: str, uri: str) -> None:
-    """An empty file ``KIND-HASH`` in ``progress_dir``: one per song and kind, rewrites are harmless."""
-    from schemas.records import stable_hash
-
-    with FileSystems.create(join(progress_dir, f"{kind}-{stable_hash(uri + kind)}")) as f:
-        f.write(b"")
-
-
 def load_audio_at(uri: str, rate: int):
     """The work-dir array at ``uri`` resampled to ``rate`` ([channels, samples] float32)."""
     from transforms.core.audio import resample
