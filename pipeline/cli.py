@@ -32,10 +32,16 @@ def _run(argv: List[str]) -> int:
         print("\nAny Apache Beam pipeline option is accepted too (--runner, --direct_num_workers, ...).")
         return 0
     from pipeline.run import run
+
+    return _exit_status(run, argv)
+
+
+def _exit_status(command, argv: List[str]) -> int:
+    """0 when ``command(argv)`` finished; 2 with one line on stderr for bad input or an unusable backend."""
     from transforms.core.stage import BackendUnavailable
 
     try:
-        run(argv)
+        command(argv)
     except (BackendUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"songshard: {exc}", file=sys.stderr)
         return 2
@@ -92,20 +98,12 @@ def _report(argv: List[str]) -> int:
 
 
 def _fit_codec(argv: List[str]) -> int:
-    from pipeline.fit_codec import fit_codec
-    from transforms.core.stage import BackendUnavailable
+    from pipeline import fit_codec as module
 
     if argv and argv[0] in ("-h", "--help"):
-        from pipeline import fit_codec as module
-
         print(module.__doc__)
         return 0
-    try:
-        fit_codec(argv)
-    except (BackendUnavailable, ValueError, FileNotFoundError) as exc:
-        print(f"songshard: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return _exit_status(module.fit_codec, argv)
 
 
 COMMANDS = {"run": _run, "inspect": _inspect, "report": _report, "fit-codec": _fit_codec,
