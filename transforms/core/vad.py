@@ -21,6 +21,8 @@ above all, score low, so a song's VAD time is a lower bound of its sung time (se
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import importlib.util
 import os
@@ -285,3 +287,9 @@ def vocal_regions(vad: SileroVad, audio16k: np.ndarray, config: Optional[VadConf
                                  cfg.pad_s, cfg.neg_threshold)
     duration = np.asarray(audio16k).size / float(SAMPLE_RATE)
     return [(s, min(e, round(duration, 3))) for s, e in regions if s < duration]
+
+
+@functools.lru_cache(maxsize=1)
+def shared_vad() -> SileroVad:
+    """One loaded VAD per worker process, shared by every stage that uses it (structure, lyrics)."""
+    return SileroVad().load()

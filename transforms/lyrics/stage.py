@@ -25,7 +25,7 @@ from transforms.core import shape
 from transforms.core.activity import stem_presence
 from transforms.core.sections import with_tags
 from transforms.core import workdir
-from transforms.core.stage import StageFn, StageTransform, _Holder
+from transforms.core.stage import StageFn, StageTransform
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
 from transforms.lyrics.align import alignment_scores
@@ -194,7 +194,7 @@ class TranscribeFn(StageFn):
         if self.config.get("vad", "silero") == "silero":
             threshold = float(self.config.get("vad_threshold", vad_mod.DEFAULTS.threshold))
             self.vad_config = vad_mod.VadConfig(threshold=threshold)
-            self.vad = self._shared.acquire(lambda: _Holder(vad_mod.SileroVad().load()), tag="lyrics:silero-vad").value
+            self.vad = vad_mod.shared_vad()
 
     def apply(self, song: Song) -> Song:
         if "vocals" in song.audio:

@@ -21,7 +21,7 @@ from transforms.core import audio as au
 from transforms.core import shape, workdir
 from transforms.core import vad as vad_mod
 from transforms.core.activity import Region, active_regions, confirmed_regions
-from transforms.core.stage import StageFn, StageTransform, _Holder
+from transforms.core.stage import StageFn, StageTransform
 from transforms.structure import sections as sec
 
 STAGE = "structure"
@@ -68,8 +68,7 @@ class StructureFn(StageFn):
 
     def setup(self) -> None:
         super().setup()
-        self.vad = (self._shared.acquire(lambda: _Holder(vad_mod.SileroVad().load()), tag="silero-vad").value
-                    if self.config.get("vad", "silero") == "silero" else None)
+        self.vad = vad_mod.shared_vad() if self.config.get("vad", "silero") == "silero" else None
 
     def apply(self, song: Song) -> Song:
         mix, sr = workdir.load_audio(song.audio["mix"])
