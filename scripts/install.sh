@@ -29,4 +29,7 @@ PY=${PYTHON:-python3}
 # and imports pyaudio and madmom at import time, none of which songshard uses.
 .venv/bin/python -c "import importlib.util as u; assert u.find_spec('BeatNet')" 2>/dev/null \
   || .venv/bin/pip install -q --no-deps "BeatNet==1.1.3"
+# librosa caches its numba code next to its sources; two processes compiling it at once can leave a
+# cache that segfaults every later run (transforms/core/numba_cache.py). Fill it once, here.
+.venv/bin/python -m transforms.core.numba_cache
 echo "songshard installed in .venv"

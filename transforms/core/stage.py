@@ -26,6 +26,7 @@ from apache_beam.utils import shared
 
 from schemas.records import DeadLetter, Provenance, Song
 from transforms.core.config import RunContext, StageConfig
+from transforms.core.numba_cache import warm_librosa
 
 FAILED = "failed"
 log = logging.getLogger("songshard")
@@ -125,6 +126,7 @@ class StageFn(beam.DoFn):
         return _Holder(backend)
 
     def setup(self) -> None:
+        warm_librosa()  # once per process, under a machine-wide lock: see numba_cache
         self.ok = Metrics.counter(self.stage, "succeeded")
         self.failed = Metrics.counter(self.stage, "failed")
         self.latency = Metrics.distribution(self.stage, "latency_ms")
