@@ -35,6 +35,7 @@ class RunConfig:
     overwrite: bool
     retry_failed: bool
     keep_work: bool
+    work_audio: str
     progress_interval: float
     song_time_limit: float
     stages: Tuple[StageConfig, ...]
@@ -76,6 +77,14 @@ def local_defaults(argv: List[str], cores: Optional[int] = None) -> List[str]:
                          "--direct_num_workers", str(cores or os.cpu_count() or 1)]
 
 
+def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None) -> int:
+    """Threads per worker process for a local multi-process run: cores / workers (0: not such a run)."""
+    direct = pipeline_options.get_all_options()
+    if direct.get("direct_running_mode") != "multi_processing" or not direct.get("direct_num_workers"):
+        return 0
+    return max(1, (cores or os.cpu_count() or 1) // int(direct["direct_num_workers"]))
+
+
 def resolve(argv: Optional[List[str]] = None,
             model_stages: Optional[Sequence[type]] = None) -> Tuple[PipelineOptions, RunConfig]:
     """(Beam's PipelineOptions, the RunConfig) for a command line.
@@ -95,7 +104,8 @@ def resolve(argv: Optional[List[str]] = None,
     output = opts.output.rstrip("/")
     config = RunConfig(input=opts.input, output=output, work_root=(opts.work_dir or output + "/_work").rstrip("/"),
                        overwrite=bool(opts.overwrite), retry_failed=bool(opts.retry_failed),
-                       keep_work=bool(opts.keep_work), progress_interval=float(opts.progress_interval),
+                       keep_work=bool(opts.keep_work), work_audio=opts.work_audio,
+                       progress_interval=float(opts.progress_interval),
                        song_time_limit=float(opts.song_time_limit or 0.0),
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

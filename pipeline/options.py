@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.core.workdir import AUDIO_FORMATS
+
 
 class SongshardOptions(PipelineOptions):
     @classmethod
@@ -27,6 +29,10 @@ class SongshardOptions(PipelineOptions):
         io.add_argument("--retry_failed", action="store_true",
                         help="on resume, process again songs that failed in an earlier run")
         io.add_argument("--keep_work", action="store_true", help="keep the work dir after the run")
+        io.add_argument("--work_audio", default="flac24", choices=sorted(AUDIO_FORMATS),
+                        help="how decoded audio and stems are stored in the work dir: flac24 (default, about "
+                             "half the bytes of float32, 122 dB signal-to-error), flac16 (about 0.28, 74 dB), "
+                             "npz (float32, bit-exact)")
         io.add_argument("--progress_interval", type=float, default=5.0,
                         help="seconds between progress lines (0: none)")
         io.add_argument("--song_time_limit", type=float, default=1800.0,

@@ -11,21 +11,23 @@ summary; remove the work dir.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import time
 import uuid
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import finalize
-from pipeline.config import RunConfig, resolve
+from pipeline.config import RunConfig, resolve, thread_budget
 from pipeline.graph import build
 from pipeline.progress import ProgressReporter
 from transforms.core import workdir
-from transforms.core.config import RunContext
+from transforms.core.config import WORKER_THREADS_ENV, RunContext
 from transforms.discover import discover
 from transforms.shard import PARTS
 
@@ -93,6 +95,25 @@ def check_backends(config: RunConfig) -> dict:
     return found
 
 
+@contextlib.contextmanager
+def worker_environment(threads: int) -> Iterator[None]:
+    """While the pipeline runs, worker processes inherit a thread budget of ``threads`` each
+    (0: leave the environment alone). Values the user set win; the driver's environment is restored."""
+    names = (WORKER_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    if threads:
+        for name in names:
+            os.environ.setdefault(name, str(threads))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -111,7 +132,8 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
         _clear_output(config.output)
     run_id = new_run_id()
     context = RunContext(run_id=run_id, output=config.output, work_dir=FileSystems.join(config.work_root, run_id),
-                         config_sha256=config.sha256, song_time_limit=config.song_time_limit)
+                         config_sha256=config.sha256, song_time_limit=config.song_time_limit,
+                         work_audio=config.work_audio)
     uris = discover(config.input)
     state = resume_state(config.output, config.retry_failed)
     todo = [u for u in uris if u not in state["uris"]]
@@ -131,7 +153,8 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
         build(p, config, context, paths)
-        with ProgressReporter(paths["progress"], len(todo), config.progress_interval):
+        with worker_environment(thread_budget(pipeline_options)), \
+                ProgressReporter(paths["progress"], len(todo), config.progress_interval):
             result = p.run()
             result.wait_until_finish()
         stage_metrics = _stage_metrics(result)

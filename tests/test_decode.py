@@ -99,10 +99,10 @@ def test_decode_transform_outputs_songs_and_dead_letters(tmp_path, tone):
     # the work dir holds the 48 kHz stereo mix and the 16 kHz mono copy, cut to 3 s
     import glob
 
-    mixes = glob.glob(f"{work}/*/mix.npz")
-    assert len(mixes) == 1
+    mixes = glob.glob(f"{work}/*/mix.*")
+    assert len(mixes) == 1 and mixes[0].endswith(".flac")  # the default work-dir format: flac24
     mix, sr = workdir.load_audio(mixes[0])
-    mono, sr16 = workdir.load_audio(mixes[0].replace("mix.npz", "mix16k.npz"))
+    mono, sr16 = workdir.load_audio(mixes[0].replace("mix.flac", "mix16k.flac"))
     assert (sr, mix.shape) == (48000, (2, 144000)) and (sr16, mono.shape) == (16000, (1, 48000))
 
 

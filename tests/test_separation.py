@@ -25,7 +25,7 @@ from transforms.separate.backend import MixStats, SeparatorBackend, fit_length
 from transforms.separate.dsp import DspSeparator, band_prior, centre_weight
 from transforms.separate.metrics import energy_db, sdr, si_sdr
 from transforms.separate.overlap import chunk_starts, fade_weights, overlap_add
-from transforms.separate.stream import AudioReader, AudioWriter
+from transforms.separate.stream import AudioReader, AudioWriter, FlacReader, FlacWriter, open_reader, open_writer
 from conftest import check_backend, make_backend
 
 torch = pytest.importorskip("torch")
@@ -138,6 +138,44 @@ def test_audio_writer_reader_round_trip(tmp_path, block):
             assert (r.sample_rate, r.channels, r.num_samples) == (rate, 2, x.shape[1])
             got = np.concatenate(list(r.blocks(block)), axis=1)
         np.testing.assert_array_equal(got, x)
+
+
+@pytest.mark.parametrize("fmt,snr_db", [("flac24", 110.0), ("flac16", 60.0)])
+def test_flac_work_audio_round_trips_blockwise_with_headroom(tmp_path, fmt, snr_db):
+    rng = np.random.default_rng(5)
+    x = (0.3 * rng.standard_normal((2, 70001))).astype(np.float32)
+    x[0, 100] = 3.5  # a stem louder than full scale (+11 dB) survives the 12 dB headroom
+    uri = str(tmp_path / "a" / "vocals.flac")
+    w = open_writer(uri, 2, x.shape[1] + 999, 48000, fmt)  # padded with silence to the length asked
+    assert isinstance(w, FlacWriter)
+    for i in range(0, x.shape[1], 30000):
+        w.write(x[:, i:i + 30000])
+    assert not os.path.exists(uri)  # nothing readable before close
+    w.close()
+    assert os.listdir(tmp_path / "a") == ["vocals.flac"]  # no temporary file left behind
+    back, sr = workdir.load_audio(uri)
+    assert sr == 48000 and back.shape == (2, x.shape[1] + 999) and not back[:, x.shape[1]:].any()
+    err = back[:, :x.shape[1]] - x
+    assert 10 * np.log10((x ** 2).sum() / (err ** 2).sum()) > snr_db
+    assert abs(back[0, 100] - 3.5) < 1e-3
+    with open_reader(uri) as r:
+        assert isinstance(r, FlacReader) and (r.sample_rate, r.channels, r.num_samples) == (48000, 2, back.shape[1])
+        np.testing.assert_array_equal(np.concatenate(list(r.blocks(4096)), axis=1), back)
+    # flac is smaller than float32 npz for the same audio
+    npz = workdir.save_audio(str(tmp_path / "a" / "same.npz"), back, 48000)
+    assert os.path.getsize(uri) < 0.9 * os.path.getsize(npz)
+    saved = workdir.save_audio(str(tmp_path / "b" / "mix.flac"), x, 16000, fmt)
+    np.testing.assert_allclose(workdir.load_audio(saved)[0], x, atol=4e-4 if fmt == "flac16" else 1e-5)
+
+
+def test_work_audio_formats_are_checked(tmp_path):
+    assert workdir.song_uri("/w", "id", "mix", "npz").endswith("/id/mix.npz")
+    assert workdir.song_uri("/w", "id", "mix").endswith("/id/mix.flac")
+    with pytest.raises(ValueError, match="flac24"):
+        workdir.song_uri("/w", "id", "mix", "wav")
+    npz_writer = open_writer(str(tmp_path / "x.npz"), 1, 4, 16000, "npz")
+    assert isinstance(npz_writer, AudioWriter)
+    npz_writer.abort()
 
 
 def test_audio_writer_pads_and_trims(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Tuple
 
@@ -66,6 +67,7 @@ class RunContext:
     work_dir: str = ""
     config_sha256: str = ""
     song_time_limit: float = 0.0  # seconds of compute a song may take over all stages (0: no limit)
+    work_audio: str = "flac24"  # how audio is stored in the work dir: transforms.core.workdir.AUDIO_FORMATS
     extra: Items = field(default=())
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -74,6 +76,21 @@ class RunContext:
     def sample_run(self) -> dict:
         """What every sample records about the run that made it."""
         return {"run_id": self.run_id, "config_sha256": self.config_sha256}
+
+
+WORKER_THREADS_ENV = "SONGSHARD_WORKER_THREADS"
+
+
+def worker_threads() -> int:
+    """CPU threads each worker process may use (0: the libraries' defaults).
+
+    A local multi-process run sets it to cores / workers (``pipeline.config.thread_budget``), so
+    that two workers on two cores run one thread each instead of four threads fighting for two.
+    """
+    try:
+        return max(0, int(os.environ.get(WORKER_THREADS_ENV, "0") or 0))
+    except ValueError:
+        return 0
 
 
 def config_sha256(config: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ under the stage's metric namespace (the stage's name).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
@@ -25,7 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from schemas.records import DeadLetter, Provenance, Song
-from transforms.core.config import RunContext, StageConfig
+from transforms.core.config import RunContext, StageConfig, worker_threads
 from transforms.core.numba_cache import warm_librosa
 
 FAILED = "failed"
@@ -98,6 +99,17 @@ class _Holder:
         self.value = value
 
 
+@functools.lru_cache(maxsize=1)
+def _use_thread_budget() -> int:
+    """Cap torch's intra-op threads at this worker's share of the cores (once per process)."""
+    threads = worker_threads()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
+
+
 class StageFn(beam.DoFn):
     """Base DoFn of a stage: one backend per process, failures as data, metrics.
 
@@ -126,14 +138,19 @@ class StageFn(beam.DoFn):
         return _Holder(backend)
 
     def setup(self) -> None:
+        _use_thread_budget()
         warm_librosa()  # once per process, under a machine-wide lock: see numba_cache
         self.ok = Metrics.counter(self.stage, "succeeded")
         self.failed = Metrics.counter(self.stage, "failed")
         self.latency = Metrics.distribution(self.stage, "latency_ms")
         self.audio_ms = Metrics.distribution(self.stage, "audio_ms")
         if self.backend_target:
-            tag = f"{self.stage}:{self.config.backend}:{self.config.backend_items!r}"
-            self.backend = self._shared.acquire(self._load_backend, tag=tag).value
+            self.backend = self._acquire_backend()
+
+    def _acquire_backend(self) -> Backend:
+        """The process's one copy of the backend (built on first use, then shared by the stage's DoFns)."""
+        tag = f"{self.stage}:{self.config.backend}:{self.config.backend_items!r}"
+        return self._shared.acquire(self._load_backend, tag=tag).value
 
     def apply(self, song: Song) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

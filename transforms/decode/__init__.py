@@ -238,10 +238,12 @@ class DecodeFn(StageFn):
         work = self.context.work_dir
         mix = au.to_stereo(au.resample(audio, sr, au.CODEC_RATE))
         song.duration = mix.shape[-1] / au.CODEC_RATE  # what the codec sees fixes the frame count
-        song.audio["mix"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix"), mix, au.CODEC_RATE)
+        fmt = self.context.work_audio
+        song.audio["mix"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix", fmt), mix,
+                                               au.CODEC_RATE, fmt)
         mono = au.resample(au.to_mono(audio), sr, au.ASR_RATE)
-        song.audio["mix16k"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix16k"), mono,
-                                                  au.ASR_RATE)
+        song.audio["mix16k"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix16k", fmt), mono,
+                                                  au.ASR_RATE, fmt)
         song.set_label("decode", {"source_sample_rate": sr, "source_channels": int(audio.shape[0]),
                                   "container": container, "codec": codec})
         return song

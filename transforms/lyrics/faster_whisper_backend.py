@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from schemas.records import Provenance
+from transforms.core.config import worker_threads
 from transforms.core.stage import BackendUnavailable
 from transforms.core.weights import file_sha256
 from transforms.lyrics.backend import AsrBackend
@@ -110,7 +111,7 @@ class FasterWhisperBackend(AsrBackend):
         from faster_whisper import WhisperModel
 
         self.check()
-        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self.threads)
+        kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self.threads or worker_threads())
         if self.model_dir is not None:
             self.model = WhisperModel(self.model_dir, **kwargs)
             self._sha256 = file_sha256(os.path.join(self.model_dir, "model.bin"))

@@ -13,15 +13,20 @@ block by block, so memory does not grow with the song's length.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Dict, List
 
 from schemas.records import Song
 from transforms.core import workdir
+from transforms.core.model_server import SharedSeparator, acquire_shared
 from transforms.core.stage import StageFn, StageTransform
 from transforms.separate.backend import (BLOCK_SECONDS, MixStats, RunStats, SeparatorBackend,
                                         separate_blocks)
 from transforms.separate.metrics import energy_db
-from transforms.separate.stream import AudioReader, AudioWriter
+from transforms.separate.stream import open_reader, open_writer
+
+log = logging.getLogger(__name__)
 
 STAGE = "separate"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
@@ -56,19 +61,20 @@ def separate_label(stems: List[str], energies: Dict[str, float], mix: MixStats, 
     }
 
 
-def separate_song(backend: SeparatorBackend, mix_uri: str, work_dir: str, song_id: str) -> tuple:
-    """Separate the mix at ``mix_uri`` into ``work_dir``; returns ({stem: uri}, label dict)."""
+def separate_song(backend: SeparatorBackend, mix_uri: str, work_dir: str, song_id: str,
+                  fmt: str = workdir.DEFAULT_AUDIO_FORMAT) -> tuple:
+    """Separate the mix at ``mix_uri`` into ``work_dir`` (stems stored as ``fmt``); returns ({stem: uri}, label)."""
     mix = MixStats()
     if backend.needs_normalisation:  # a first streamed pass for the song's mean / std
-        with AudioReader(mix_uri) as reader:
+        with open_reader(mix_uri) as reader:
             for block in reader.blocks(int(BLOCK_SECONDS * reader.sample_rate)):
                 mix.add(block)
     names = output_stems(backend.stems)
     stats = RunStats()
     energies = {name: 0.0 for name in names}
-    with AudioReader(mix_uri) as reader:
+    with open_reader(mix_uri) as reader:
         sr, channels, n = reader.sample_rate, reader.channels, reader.num_samples
-        writers = {name: AudioWriter(workdir.song_uri(work_dir, song_id, name), channels, n, sr)
+        writers = {name: open_writer(workdir.song_uri(work_dir, song_id, name, fmt), channels, n, sr, fmt)
                    for name in names}
         try:
             def blocks():
@@ -99,10 +105,27 @@ def separate_song(backend: SeparatorBackend, mix_uri: str, work_dir: str, song_i
 class SeparateFn(StageFn):
     stage = STAGE
 
+    def _acquire_backend(self):
+        if not self.config.get("share_model", False):
+            return super()._acquire_backend()
+        shared = acquire_shared(self.stage, self.backend_target, self.config.backend_params,
+                                int(self.config.get("share_batch", 16)),
+                                float(self.config.get("share_wait_ms", 20)) / 1000.0, caller=str(os.getpid()))
+        log.info("separate: worker %d uses the separator served by process %d", os.getpid(), shared.server_pid)
+        return shared
+
+    def teardown(self) -> None:
+        if isinstance(self.backend, SharedSeparator):
+            try:
+                log.info("separate: shared separator so far: %s", self.backend.stats())
+            except Exception:  # noqa: BLE001 - the server may be gone at shutdown
+                pass
+
     def apply(self, song: Song) -> Song:
         if "mix" not in song.audio:
             raise ValueError("song has no decoded mix (audio['mix'])")
-        uris, label = separate_song(self.backend, song.audio["mix"], self.context.work_dir, song.song_id)
+        uris, label = separate_song(self.backend, song.audio["mix"], self.context.work_dir, song.song_id,
+                                    self.context.work_audio)
         song.audio.update(uris)
         song.set_label(self.stage, label, self.backend.provenance())
         return song
@@ -121,6 +144,7 @@ class SeparateStems(StageTransform):
     fn_class = SeparateFn
     backends = BACKENDS
     default_backend = "spleeter"
+    stage_params = ("share_model", "share_batch", "share_wait_ms")
 
     @classmethod
     def add_options(cls, group) -> None:
@@ -140,4 +164,11 @@ class SeparateStems(StageTransform):
                            help="demucs: seconds per segment (default: the model's own)")
         group.add_argument("--separate_overlap", type=float, default=0.25, help="demucs: overlap between segments")
         group.add_argument("--separate_batch", type=int, default=1, help="segments per forward pass")
+        group.add_argument("--separate_share_model", action="store_true",
+                           help="one separator per machine, served to every worker process, with the segments "
+                                "of songs in flight batched into one forward pass (GPU workers)")
+        group.add_argument("--separate_share_batch", type=int, default=16,
+                           help="with --separate_share_model: most segments per shared forward pass")
+        group.add_argument("--separate_share_wait_ms", type=float, default=20.0,
+                           help="with --separate_share_model: how long a pass waits for other songs' segments")
         group.add_argument("--separate_shifts", type=int, default=0, help="demucs: random-shift averaging")

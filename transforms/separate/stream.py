@@ -1,20 +1,31 @@
 """Block-wise reading and writing of work-dir audio, so that long songs fit in bounded memory.
 
 The files are the ones ``transforms.core.workdir.save_audio`` writes and ``load_audio``
-reads: an uncompressed ``.npz`` holding ``audio`` (float32 [channels, samples])
-and ``sample_rate``. :class:`AudioWriter` streams ``audio`` in Fortran order
-(samples interleaved), which ``np.load`` and ``load_audio`` read back as the same
-[channels, samples] array; :class:`AudioReader` reads either order block by block.
+reads, in either format; :func:`open_reader` and :func:`open_writer` pick the class.
+
+- ``.npz``: an uncompressed ``.npz`` holding ``audio`` (float32 [channels, samples])
+  and ``sample_rate``. :class:`AudioWriter` streams ``audio`` in Fortran order
+  (samples interleaved), which ``np.load`` and ``load_audio`` read back as the same
+  [channels, samples] array; :class:`AudioReader` reads either order block by block.
+- ``.flac``: :class:`FlacWriter` encodes block by block into a local file (FLAC
+  needs a seekable file to finish its header), renamed into place for a local work
+  dir or copied to a remote one; :class:`FlacReader` decodes block by block.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
 import zipfile
-from typing import Iterator
+from typing import Iterator, Union
 
 import numpy as np
+import soundfile as sf
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.core import workdir
 
 _READ_BYTES = 1 << 20
 
@@ -137,3 +148,97 @@ class AudioWriter:
                 closer()
             except Exception:  # noqa: BLE001 - already failing; the file is discarded
                 pass
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+class FlacReader:
+    """Reads a work-dir FLAC file in blocks; the same interface as :class:`AudioReader`."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._file = open(uri, "rb") if _is_local(uri) else FileSystems.open(uri)
+        if not (hasattr(self._file, "seekable") and self._file.seekable()):
+            self._file = io.BytesIO(self._file.read())  # compressed, a fraction of the float32 size
+        self._sf = sf.SoundFile(self._file)
+        self.sample_rate, self.channels, self.num_samples = self._sf.samplerate, self._sf.channels, self._sf.frames
+
+    def blocks(self, block_samples: int) -> Iterator[np.ndarray]:
+        for frames in self._sf.blocks(blocksize=block_samples, dtype="float32", always_2d=True):
+            yield np.ascontiguousarray(frames.T * np.float32(workdir.FLAC_HEADROOM))
+
+    def close(self) -> None:
+        self._sf.close()
+        self._file.close()
+
+    def __enter__(self) -> "FlacReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FlacWriter:
+    """Writes a work-dir FLAC file block by block; the same interface as :class:`AudioWriter`."""
+
+    def __init__(self, uri: str, channels: int, num_samples: int, sample_rate: int, fmt: str = "flac24"):
+        self.uri, self.channels, self.num_samples, self.sample_rate = uri, channels, num_samples, sample_rate
+        self.written = 0
+        if _is_local(uri):
+            os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
+            fd, self._local = tempfile.mkstemp(suffix=".flac.tmp", dir=os.path.dirname(os.path.abspath(uri)))
+        else:
+            fd, self._local = tempfile.mkstemp(suffix=".flac")
+        os.close(fd)
+        self._sf = sf.SoundFile(self._local, "w", samplerate=int(sample_rate), channels=int(channels),
+                                format="FLAC", subtype=workdir.FLAC_SUBTYPES[fmt])
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected [{self.channels}, n] audio, got shape {block.shape}")
+        n = min(block.shape[1], self.num_samples - self.written)
+        if n > 0:
+            self._sf.write(workdir.to_flac_samples(block[:, :n]))
+            self.written += n
+
+    def close(self) -> str:
+        missing = self.num_samples - self.written
+        while missing > 0:
+            n = min(missing, _READ_BYTES)
+            self.write(np.zeros((self.channels, n), dtype=np.float32))
+            missing -= n
+        self._sf.close()
+        try:
+            if _is_local(self.uri):
+                os.replace(self._local, self.uri)
+            else:
+                with open(self._local, "rb") as src, FileSystems.create(self.uri) as dst:
+                    shutil.copyfileobj(src, dst, _READ_BYTES)
+        finally:
+            if os.path.exists(self._local):
+                os.unlink(self._local)
+        return self.uri
+
+    def abort(self) -> None:
+        try:
+            self._sf.close()
+        except Exception:  # noqa: BLE001 - already failing; the file is discarded
+            pass
+        if os.path.exists(self._local):
+            os.unlink(self._local)
+
+
+def open_reader(uri: str) -> Union[AudioReader, FlacReader]:
+    """A block reader for a work-dir audio file of either format."""
+    return FlacReader(uri) if workdir.is_flac(uri) else AudioReader(uri)
+
+
+def open_writer(uri: str, channels: int, num_samples: int, sample_rate: int,
+                fmt: str = workdir.DEFAULT_AUDIO_FORMAT) -> Union[AudioWriter, FlacWriter]:
+    """A block writer for a work-dir audio file in ``fmt`` (one of workdir.AUDIO_FORMATS)."""
+    if workdir.check_format(fmt) == "npz":
+        return AudioWriter(uri, channels, num_samples, sample_rate)
+    return FlacWriter(uri, channels, num_samples, sample_rate, fmt)

@@ -1,0 +1,146 @@
+"""One separator per machine, shared by worker processes, batching segments of several songs
+(transforms/core/model_server.py), tested on CPU with Spleeter's real shipped weights."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from transforms.core.model_server import BatchingServer, acquire_shared, server_tag
+
+SPLEETER = "transforms.separate.spleeter:SpleeterSeparator"
+
+
+class Doubler:
+    """A stand-in backend: doubles its input and remembers each pass's batch size."""
+
+    passes = []
+
+    def __init__(self, params):
+        self.params = params
+
+    def load(self):
+        pass
+
+    def process(self, chunks):
+        Doubler.passes.append(chunks.shape[0])
+        if chunks.shape[0] and np.isnan(chunks).any():
+            raise ValueError("nan in a segment")
+        return chunks * 2
+
+
+def test_concurrent_calls_share_one_pass_and_get_their_own_results_back():
+    Doubler.passes.clear()
+    server = BatchingServer(f"{__name__}:Doubler", {}, max_batch=8, max_wait_s=0.5)
+    results, barrier = {}, threading.Barrier(3)
+
+    def call(k):
+        x = np.full((k, 2, 5), float(k), np.float32)
+        barrier.wait()
+        results[k] = server.process(x, caller=f"song{k}")
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for k in (1, 2, 3):
+        assert results[k].shape == (k, 2, 5) and np.all(results[k] == 2 * k)
+    stats = server.stats()
+    assert Doubler.passes == [6] and stats["passes"] == 1 and stats["shared_passes"] == 1
+    assert stats["segments"] == 6 and stats["callers"] == 3
+
+
+def test_a_full_pass_waits_no_longer_and_other_shapes_go_in_their_own_pass():
+    Doubler.passes.clear()
+    server = BatchingServer(f"{__name__}:Doubler", {}, max_batch=2, max_wait_s=0.3)
+    out = {}
+    threads = [threading.Thread(target=lambda k=k, s=s: out.__setitem__(k, server.process(np.ones((1, 2, s)), k)))
+               for k, s in (("a", 5), ("b", 7), ("c", 5))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(Doubler.passes) == [1, 2] and out["b"].shape == (1, 2, 7)
+    with pytest.raises(ValueError, match="nan"):  # a failing pass fails its callers, not the server
+        server.process(np.full((1, 2, 5), np.nan), "d")
+    assert np.all(server.process(np.ones((1, 2, 5)), "e") == 2)
+
+
+def _worker(path, barrier, results, chunk):
+    shared = acquire_shared("separate", SPLEETER, {}, max_batch=8, max_wait_s=1.0,
+                            caller=str(multiprocessing.current_process().pid), path=path)
+    barrier.wait()  # both workers send their song's segment at the same moment
+    out = shared.process(chunk)
+    results.put((multiprocessing.current_process().name, shared.server_pid, out, shared.stats()))
+    barrier.wait()  # the process serving the model stays until both are answered
+
+
+def test_two_worker_processes_share_one_spleeter_and_batch_their_songs(tmp_path):
+    from transforms.separate.spleeter import SpleeterSeparator
+
+    local = SpleeterSeparator({})
+    local.load()
+    rng = np.random.default_rng(0)
+    chunks = {name: (0.1 * rng.standard_normal((1, local.channels, local.chunk_length))).astype(np.float32)
+              for name in ("w1", "w2")}
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_worker, name=name, args=(str(tmp_path), barrier, results, chunks[name]))
+             for name in chunks]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=120)
+    assert all(p.exitcode == 0 for p in procs)
+    server_pids = {pid for _, pid, _, _ in got}
+    assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one copy, in one worker
+    last = max((s for *_, s in got), key=lambda s: s["passes"])
+    assert last["shared_passes"] >= 1 and last["max_segments"] == 2  # both songs in one forward pass
+    for name, _, out, _ in got:  # the same stems as the worker's own copy would give
+        np.testing.assert_allclose(out, local.process(chunks[name]), atol=1e-4)
+    assert (tmp_path / (server_tag("separate", SPLEETER, {}) + ".lock")).exists()
+
+
+def test_a_run_with_a_shared_separator_serves_every_worker_from_one_process(tmp_path):
+    import glob
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import soundfile as sf
+    import webdataset as wds
+
+    from conftest import synth_mix
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(4):
+        sf.write(songs / f"s{i}.wav", synth_mix(8.0, 100 + 9 * i, seed=i)[0].T, 48000)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "pipeline.cli", "run", "--input", str(songs), "--output", str(out),
+            "--progress_interval", "0", "--separate_share_model", "--structure", "dsp", "--structure_vad", "none",
+            "--lyrics", "none", "--lyrics_vad", "none", "--tags", "dsp", "--filter_min_duration", "1",
+            "--split_valid_fraction", "0", "--split_test_fraction", "0",
+            "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the server's lock and address files live here
+    run = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [s["json"] for shard in glob.glob(str(out / "train-*.tar"))
+               for s in wds.WebDataset(shard, shardshuffle=False, empty_check=False).decode()]
+    assert len(records) == 4
+    served_by = set()
+    for rec in records:
+        prov = rec["provenance"]["separate"]
+        assert prov["backend"] == "spleeter" and prov["weights_sha256"]
+        served_by.add(re.search(r"one copy per machine \(process (\d+)\)", prov["note"]).group(1))
+        assert rec["labels"]["separate"]["vocal_rms_db"] < 0
+    assert len(served_by) == 1  # every song, whichever worker took it, went through one model copy
+    assert json.load(open(out / "stats.json"))["config"]["separate"]["params"]["share_model"] is True

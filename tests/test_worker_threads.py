@@ -1,0 +1,56 @@
+"""A local multi-process run gives each worker process its share of the cores, not all of them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.config import thread_budget
+from pipeline.run import worker_environment
+from transforms.core.config import WORKER_THREADS_ENV, worker_threads
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _options(*argv):
+    return PipelineOptions(list(argv))
+
+
+def test_the_budget_is_cores_over_workers_for_multi_process_runs_only():
+    multi = ("--direct_running_mode", "multi_processing", "--direct_num_workers")
+    assert thread_budget(_options(*multi, "2"), cores=2) == 1
+    assert thread_budget(_options(*multi, "2"), cores=8) == 4
+    assert thread_budget(_options(*multi, "4"), cores=2) == 1  # never below one thread
+    assert thread_budget(_options("--direct_running_mode", "in_memory"), cores=8) == 0
+    assert thread_budget(_options("--runner", "DataflowRunner"), cores=8) == 0
+
+
+def test_workers_inherit_the_budget_and_the_driver_gets_its_environment_back(monkeypatch):
+    monkeypatch.delenv(WORKER_THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's own value wins
+    with worker_environment(1):
+        assert worker_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+        assert os.environ["MKL_NUM_THREADS"] == "3"
+    assert WORKER_THREADS_ENV not in os.environ and "OMP_NUM_THREADS" not in os.environ
+    assert os.environ["MKL_NUM_THREADS"] == "3" and worker_threads() == 0
+    with worker_environment(0):
+        assert WORKER_THREADS_ENV not in os.environ
+
+
+def test_a_stage_worker_caps_torch_threads_at_its_budget():
+    code = ("import torch; before = torch.get_num_threads()\n"
+            "from transforms.core.config import RunContext, StageConfig\n"
+            "from transforms.core.stage import StageFn\n"
+            "class Probe(StageFn):\n    stage = 'probe'\n"
+            "Probe(StageConfig('probe'), RunContext()).setup()\n"
+            "print(before, torch.get_num_threads())\n")
+    env = {**os.environ, WORKER_THREADS_ENV: "1"}
+    env.pop("OMP_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split()[-2:])
+    assert after == 1 and (before > 1 or os.cpu_count() == 1)  # capped, not the default

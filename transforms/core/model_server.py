@@ -1,0 +1,170 @@
+"""One model per machine, shared by every worker process, with batches across songs.
+
+Dataflow runs one SDK worker process per vCPU. Each would load its own copy of a
+model onto the machine's one GPU, and each song's segments would go through the
+model alone. With ``--separate_share_model`` the separation stage instead hosts
+its backend once per machine through Beam's ``multi_process_shared``: the first
+worker process to need it builds it and serves it, the others call it through a
+proxy, and :class:`BatchingServer` merges the segments that several songs send
+at the same time into one forward pass (up to ``max_batch`` segments, waiting at
+most ``max_wait_s`` for company).
+
+The server's :meth:`BatchingServer.stats` says how many passes ran, how many
+segments they held and how many held segments of more than one caller; the
+stage records them in its labels so that a run shows whether batching happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from schemas.records import Provenance
+
+# what a worker needs of a separator besides ``process`` (transforms.separate.backend.SeparatorBackend)
+SEPARATOR_ATTRS = ("name", "sample_rate", "channels", "stems", "chunk_length", "hop", "fade", "batch",
+                   "needs_normalisation")
+
+
+@dataclass
+class _Request:
+    chunks: np.ndarray
+    caller: str
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Optional[np.ndarray] = None
+    error: Optional[BaseException] = None
+
+
+class BatchingServer:
+    """Hosts one backend (``target`` "module:Class" built with ``params``) and batches its ``process`` calls.
+
+    ``process(chunks, caller)`` may be called from many threads at once (the
+    multi-process manager serves each worker process on its own thread); calls
+    whose chunks have the same shape are concatenated along the first axis, run
+    through the backend in one pass, and split back.
+    """
+
+    def __init__(self, target: str, params: Mapping[str, Any], max_batch: int = 16, max_wait_s: float = 0.02):
+        module, _, cls = target.partition(":")
+        self.backend = getattr(importlib.import_module(module), cls)(dict(params))
+        self.backend.load()
+        self.max_batch, self.max_wait_s = max(1, int(max_batch)), max(0.0, float(max_wait_s))
+        self._queue: "queue.Queue[_Request]" = queue.Queue()
+        self._held: List[_Request] = []
+        self._lock = threading.Lock()
+        self._stats = {"passes": 0, "segments": 0, "shared_passes": 0, "max_segments": 0, "callers": set()}
+        self._thread = threading.Thread(target=self._serve, name="songshard-batching-server", daemon=True)
+        self._thread.start()
+
+    def describe(self) -> Dict[str, Any]:
+        """The backend's attributes a worker needs, its provenance, and the serving process id."""
+        attrs = {name: getattr(self.backend, name) for name in SEPARATOR_ATTRS if hasattr(self.backend, name)}
+        return {"attrs": attrs, "provenance": self.backend.provenance().to_dict(), "pid": os.getpid()}
+
+    def process(self, chunks: np.ndarray, caller: str = "") -> np.ndarray:
+        request = _Request(np.ascontiguousarray(chunks), caller)
+        self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def stats(self) -> Dict[str, Any]:
+        with self._lock:
+            return {**{k: v for k, v in self._stats.items() if k != "callers"},
+                    "callers": len(self._stats["callers"]), "pid": os.getpid()}
+
+    def _next_batch(self) -> List[_Request]:
+        first = self._held.pop(0) if self._held else self._queue.get()
+        batch, size = [first], first.chunks.shape[0]
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch:
+            wait = deadline - time.monotonic()
+            try:
+                request = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if request.chunks.shape[1:] != first.chunks.shape[1:] or size + request.chunks.shape[0] > self.max_batch:
+                self._held.append(request)  # another shape, or too many: the next pass
+                continue
+            batch.append(request)
+            size += request.chunks.shape[0]
+        return batch
+
+    def _serve(self) -> None:
+        while True:
+            batch = self._next_batch()
+            sizes = [r.chunks.shape[0] for r in batch]
+            try:
+                out = self.backend.process(np.concatenate([r.chunks for r in batch]))
+                parts = np.split(out, np.cumsum(sizes)[:-1])
+                for request, part in zip(batch, parts):
+                    request.result = part
+            except Exception as exc:  # noqa: BLE001 - handed to every caller of the pass
+                for request in batch:
+                    request.error = exc
+            with self._lock:
+                self._stats["passes"] += 1
+                self._stats["segments"] += sum(sizes)
+                self._stats["max_segments"] = max(self._stats["max_segments"], sum(sizes))
+                self._stats["shared_passes"] += len({r.caller for r in batch}) > 1
+                self._stats["callers"].update(r.caller for r in batch)
+            for request in batch:
+                request.done.set()
+
+
+class SharedSeparator:
+    """A worker's handle on the machine's :class:`BatchingServer`: a separator backend whose
+    ``process`` runs in the server process, batched with other songs' segments."""
+
+    def __init__(self, proxy: Any, caller: str):
+        self._proxy, self._caller = proxy, caller
+        info = proxy.describe()
+        for name, value in info["attrs"].items():
+            setattr(self, name, value)
+        self._provenance, self.server_pid = info["provenance"], info["pid"]
+
+    def load(self) -> None:
+        """Loaded by the server."""
+
+    def check(self) -> None:
+        """Checked by the server when it loaded."""
+
+    def process(self, chunks: np.ndarray) -> np.ndarray:
+        return self._proxy.process(chunks, self._caller)
+
+    def stats(self) -> Dict[str, Any]:
+        return self._proxy.stats()
+
+    def provenance(self) -> Provenance:
+        p = dict(self._provenance)
+        p["note"] = "; ".join(filter(None, [p.get("note", ""), f"one copy per machine (process {self.server_pid}), batched across songs"]))
+        return Provenance(**p)
+
+
+def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:
+    """A file-name-safe tag naming one backend configuration (one server per tag per machine)."""
+    digest = hashlib.sha256(repr((stage, target, sorted(params.items()))).encode()).hexdigest()[:16]
+    return f"songshard-{stage}-{digest}"
+
+
+def acquire_shared(stage: str, target: str, params: Mapping[str, Any], max_batch: int, max_wait_s: float,
+                   caller: str, path: Optional[str] = None) -> SharedSeparator:
+    """This worker's handle on the machine-wide server for ``target`` (started by the first caller)."""
+    import tempfile
+
+    from apache_beam.utils.multi_process_shared import MultiProcessShared
+
+    params = dict(params)
+    shared = MultiProcessShared(lambda: BatchingServer(target, params, max_batch, max_wait_s),
+                                tag=server_tag(stage, target, params), path=path or tempfile.gettempdir(),
+                                always_proxy=True)
+    return SharedSeparator(shared.acquire(), caller)
