@@ -56,6 +56,21 @@ def test_backend_tags_a_song_with_scores_and_provenance(backend, make_song):
     assert both["picks"]["genre"] == out["picks"]["genre"]  # the mix still decides everything else
 
 
+def test_instruments_heard_on_the_accompaniment_stem_join_the_mix_s(backend, monkeypatch):
+    rng = np.random.default_rng(1)
+    t = np.arange(48000 * 9) / 48000
+    mix = np.stack([(0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)] * 2)
+    alone = backend.tag(mix, 48000)
+    real = backend.stem_instruments(mix, 48000, {})  # the real pass over a stem: mapped instruments
+    assert all(0.0 <= s <= 1.0 for _, s in real)
+    monkeypatch.setattr(backend, "stem_instruments", lambda *a: [("harp", 0.93)])
+    out = backend.tag(mix, 48000, accompaniment=mix)
+    assert ("harp", "model:musicnn:accompaniment_stem") in out["picks"]["instrument"]
+    assert out["scores"]["instrument"]["harp"] == 0.93 and "harp" not in alone["scores"]["instrument"]
+    assert {t for t, _ in out["picks"]["instrument"]} >= {t for t, _ in alone["picks"]["instrument"]}
+    assert out["picks"]["genre"] == alone["picks"]["genre"]  # the stem adds instruments, nothing else
+
+
 def test_stage_default_is_musicnn_and_instrumentals_get_no_gender(make_song, work_dir):
     assert TagSongs.default_backend == "musicnn"
     song = make_song(duration=15.0, seed=1, vocals=False, with_stems=True)

@@ -37,8 +37,10 @@ def folder_licence(folder: str) -> str:
 class TaggerBackend(Backend):
     stage = "tags"
 
-    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
-        """Tags of the mix (``vocals``: the vocal stem at ``sample_rate``, for backends that use it)."""
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
+            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
+        """Tags of the mix (``vocals``, ``accompaniment``: the stems at ``sample_rate``, for backends
+        that use them)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
 
@@ -47,7 +49,8 @@ class DspTagger(TaggerBackend):
 
     name = "dsp"
 
-    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
+            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
         return {"picks": {}, "scores": {}}
 
     def provenance(self) -> Provenance:

@@ -167,7 +167,8 @@ class ClapTagger(TaggerBackend):
         out["instrument"] = dict(zip(self.terms["instrument"], softmax(both, axis=0)[0].tolist()))
         return out
 
-    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None) -> Dict[str, dict]:
+    def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
+            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
         scores = self.scores(self.audio_embedding(mix, sample_rate))
         source = f"model:{self.name}"
         picks: Dict[str, list] = {}

@@ -48,7 +48,9 @@ def tag_song(song: Song, backend) -> dict:
     mix16k = _optional(song, "mix16k", au.ASR_RATE)
     mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
     vocals = _optional(song, "vocals", sr)
-    model = backend.tag(mix, sr, vocals)
+    accompaniment = _optional(song, "accompaniment", sr)
+    model = backend.tag(mix, sr, vocals, accompaniment=accompaniment)
+    del accompaniment
     presence = stem_presence(vocals, mix, sr) if vocals is not None else None
     vocal = decide_vocals(presence, song.labels.get("lyrics"), (model.get("vocal") or {}).get("score"))
     structure = song.labels.get("structure", {}) or {}
