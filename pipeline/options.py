@@ -29,10 +29,10 @@ class SongshardOptions(PipelineOptions):
         io.add_argument("--retry_failed", action="store_true",
                         help="on resume, process again songs that failed in an earlier run")
         io.add_argument("--keep_work", action="store_true", help="keep the work dir after the run")
-        io.add_argument("--work_audio", default="flac24", choices=sorted(AUDIO_FORMATS),
-                        help="how decoded audio and stems are stored in the work dir: flac24 (default, about "
-                             "half the bytes of float32, 122 dB signal-to-error), flac16 (about 0.28, 74 dB), "
-                             "npz (float32, bit-exact)")
+        io.add_argument("--work_audio", default="auto", choices=["auto"] + sorted(AUDIO_FORMATS),
+                        help="how decoded audio and stems are stored in the work dir: npz (float32, bit-exact), "
+                             "flac24 (a third of the bytes, 112-122 dB signal-to-error), flac16 (74 dB); auto "
+                             "(default): npz on a local work dir, flac24 on a remote one (gs://, s3://)")
         io.add_argument("--progress_interval", type=float, default=5.0,
                         help="seconds between progress lines (0: none)")
         io.add_argument("--song_time_limit", type=float, default=1800.0,

@@ -33,6 +33,7 @@ def _argv(songs, out):
             "--progress_interval", "0", "--separate", "dsp", "--structure", "dsp", "--structure_vad", "none",
             "--lyrics", "none", "--lyrics_vad", "none", "--tags", "dsp", "--filter_min_duration", "1",
             "--split_valid_fraction", "0", "--split_test_fraction", "0", "--shard_max_samples", "4",
+            "--work_audio", "flac24",  # the format of a remote work dir, through every stage
             "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
 
 

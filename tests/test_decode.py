@@ -100,9 +100,9 @@ def test_decode_transform_outputs_songs_and_dead_letters(tmp_path, tone):
     import glob
 
     mixes = glob.glob(f"{work}/*/mix.*")
-    assert len(mixes) == 1 and mixes[0].endswith(".flac")  # the default work-dir format: flac24
+    assert len(mixes) == 1 and mixes[0].endswith(".npz")  # a local work dir's default: npz
     mix, sr = workdir.load_audio(mixes[0])
-    mono, sr16 = workdir.load_audio(mixes[0].replace("mix.flac", "mix16k.flac"))
+    mono, sr16 = workdir.load_audio(mixes[0].replace("mix.npz", "mix16k.npz"))
     assert (sr, mix.shape) == (48000, (2, 144000)) and (sr16, mono.shape) == (16000, (1, 48000))
 
 

@@ -168,9 +168,22 @@ def test_flac_work_audio_round_trips_blockwise_with_headroom(tmp_path, fmt, snr_
     np.testing.assert_allclose(workdir.load_audio(saved)[0], x, atol=4e-4 if fmt == "flac16" else 1e-5)
 
 
+def test_work_audio_auto_is_exact_on_local_disks_and_compressed_across_networks():
+    from pipeline.config import resolve, work_audio_format
+
+    assert work_audio_format("auto", "/tmp/out/_work") == "npz"
+    assert work_audio_format("auto", "gs://bucket/out/_work") == "flac24"
+    assert work_audio_format("flac16", "/tmp/out/_work") == "flac16"
+    _, config = resolve(["--input", "/in", "--output", "gs://b/out"])
+    assert config.work_audio == "flac24"
+    _, config = resolve(["--input", "/in", "--output", "/tmp/out", "--work_audio", "flac16"])
+    assert config.work_audio == "flac16"
+
+
 def test_work_audio_formats_are_checked(tmp_path):
     assert workdir.song_uri("/w", "id", "mix", "npz").endswith("/id/mix.npz")
-    assert workdir.song_uri("/w", "id", "mix").endswith("/id/mix.flac")
+    assert workdir.song_uri("/w", "id", "mix").endswith("/id/mix.npz")
+    assert workdir.song_uri("/w", "id", "mix", "flac16").endswith("/id/mix.flac")
     with pytest.raises(ValueError, match="flac24"):
         workdir.song_uri("/w", "id", "mix", "wav")
     npz_writer = open_writer(str(tmp_path / "x.npz"), 1, 4, 16000, "npz")

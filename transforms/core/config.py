@@ -67,7 +67,7 @@ class RunContext:
     work_dir: str = ""
     config_sha256: str = ""
     song_time_limit: float = 0.0  # seconds of compute a song may take over all stages (0: no limit)
-    work_audio: str = "flac24"  # how audio is stored in the work dir: transforms.core.workdir.AUDIO_FORMATS
+    work_audio: str = "npz"  # how audio is stored in the work dir: transforms.core.workdir.AUDIO_FORMATS
     extra: Items = field(default=())
 
     def get(self, key: str, default: Any = None) -> Any:
