@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -88,17 +89,17 @@ def main(argv=None) -> int:
     def poll():
         timeline.append((time.time() - start, len(glob.glob(os.path.join(out, "_parts", "*.json")))))
 
-    os.set_blocking(proc.stdout.fileno(), False)
+    def echo():
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            print(f"  {time.time() - start:6.0f}s  {line.rstrip()}", flush=True)
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
     while proc.poll() is None:
         poll()
-        chunk = proc.stdout.read()
-        if chunk:
-            for line in chunk.splitlines():
-                lines.append(line)
-                print(f"  {time.time() - start:6.0f}s  {line}", flush=True)
         time.sleep(2.0)
-    rest = proc.stdout.read() or ""
-    lines += rest.splitlines()
+    reader.join(timeout=10)
     wall = time.time() - start
     if proc.returncode != 0:
         print("\n".join(lines[-20:]))

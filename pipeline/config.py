@@ -65,6 +65,14 @@ def stage_values(argv: Optional[List[str]], stages: Sequence[type]) -> dict:
     return vars(known)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: ``taskset``, a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def local_defaults(argv: List[str], cores: Optional[int] = None) -> List[str]:
     """``argv`` plus, for a local run that names no runner layout of its own, one worker process per
     core (DirectRunner's multi_processing mode): a local run uses every core by default."""
@@ -74,7 +82,7 @@ def local_defaults(argv: List[str], cores: Optional[int] = None) -> List[str]:
     if runner not in ("DirectRunner", "direct") or names & {"--direct_running_mode", "--direct_num_workers"}:
         return list(argv)
     return list(argv) + ["--direct_running_mode", "multi_processing",
-                         "--direct_num_workers", str(cores or os.cpu_count() or 1)]
+                         "--direct_num_workers", str(cores or available_cores())]
 
 
 def work_audio_format(choice: str, work_root: str) -> str:
@@ -92,7 +100,7 @@ def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None
     direct = pipeline_options.get_all_options()
     if direct.get("direct_running_mode") != "multi_processing" or not direct.get("direct_num_workers"):
         return 0
-    return max(1, (cores or os.cpu_count() or 1) // int(direct["direct_num_workers"]))
+    return max(1, (cores or available_cores()) // int(direct["direct_num_workers"]))
 
 
 def resolve(argv: Optional[List[str]] = None,

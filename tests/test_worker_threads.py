@@ -28,6 +28,15 @@ def test_the_budget_is_cores_over_workers_for_multi_process_runs_only():
     assert thread_budget(_options("--runner", "DataflowRunner"), cores=8) == 0
 
 
+def test_cores_are_the_ones_this_process_may_use(monkeypatch):
+    from pipeline import config
+
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0})
+    assert config.available_cores() == 1
+    assert config.local_defaults(["--input", "x"])[-2:] == ["--direct_num_workers", "1"]
+    assert thread_budget(_options("--direct_running_mode", "multi_processing", "--direct_num_workers", "1")) == 1
+
+
 def test_workers_inherit_the_budget_and_the_driver_gets_its_environment_back(monkeypatch):
     monkeypatch.delenv(WORKER_THREADS_ENV, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
