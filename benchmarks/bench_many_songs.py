@@ -129,7 +129,10 @@ def main(argv=None) -> int:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 3.2))
-        ax.plot(counts[:, 0] / 60, counts[:, 1], lw=1.5)
+        peak = int(np.argmax(counts[:, 1]))  # after it the driver packs the parts into shards
+        ax.plot(counts[:peak + 1, 0] / 60, counts[:peak + 1, 1], lw=1.5)
+        ax.axvline(counts[peak, 0] / 60, color="grey", ls=":", lw=1)
+        ax.text(counts[peak, 0] / 60, 0, " parts packed\n into shards", color="grey", fontsize=8, va="bottom")
         ax.set_xlabel("minutes since start")
         ax.set_ylabel("songs persisted (OUT/_parts)")
         ax.set_title(f"{n} songs of {args.clip_seconds:g} s, default job, every core")
