@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -102,7 +102,35 @@ class AudioReader:
         self.close()
 
 
-class AudioWriter:
+class _BlockWriter:
+    """What every work-dir writer shares: ``write`` takes float32 [channels, n] blocks and stores
+    no more than ``num_samples``; ``_pad`` fills the rest with silence before the file is finished."""
+
+    def __init__(self, uri: str, channels: int, num_samples: int, sample_rate: int):
+        self.uri, self.channels, self.num_samples, self.sample_rate = uri, channels, num_samples, sample_rate
+        self.written = 0
+
+    def _put(self, block: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected [{self.channels}, n] audio, got shape {block.shape}")
+        n = min(block.shape[1], self.num_samples - self.written)
+        if n > 0:
+            self._put(block[:, :n])
+            self.written += n
+
+    def _pad(self) -> None:
+        missing = self.num_samples - self.written
+        while missing > 0:
+            n = min(missing, _READ_BYTES)
+            self.write(np.zeros((self.channels, n), dtype=np.float32))
+            missing -= n
+
+
+class AudioWriter(_BlockWriter):
     """Writes a work-dir audio file block by block; exactly ``num_samples`` samples are stored.
 
     ``write`` takes float32 [channels, n]; ``close`` pads with silence or trims to
@@ -111,29 +139,18 @@ class AudioWriter:
     """
 
     def __init__(self, uri: str, channels: int, num_samples: int, sample_rate: int):
-        self.uri, self.channels, self.num_samples, self.sample_rate = uri, channels, num_samples, sample_rate
-        self.written = 0
+        super().__init__(uri, channels, num_samples, sample_rate)
         self._file = FileSystems.create(uri)
         self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED, allowZip64=True)
         self._member = self._zip.open("audio.npy", "w", force_zip64=True)
         header = {"descr": "<f4", "fortran_order": True, "shape": (channels, num_samples)}
         np.lib.format.write_array_header_2_0(self._member, header)
 
-    def write(self, block: np.ndarray) -> None:
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim != 2 or block.shape[0] != self.channels:
-            raise ValueError(f"expected [{self.channels}, n] audio, got shape {block.shape}")
-        n = min(block.shape[1], self.num_samples - self.written)
-        if n > 0:
-            self._member.write(np.ascontiguousarray(block[:, :n].T, dtype="<f4").tobytes())
-            self.written += n
+    def _put(self, block: np.ndarray) -> None:
+        self._member.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
 
     def close(self) -> str:
-        missing = self.num_samples - self.written
-        while missing > 0:
-            n = min(missing, _READ_BYTES)
-            self.write(np.zeros((self.channels, n), dtype=np.float32))
-            missing -= n
+        self._pad()
         self._member.close()
         buf = io.BytesIO()
         np.save(buf, np.int64(self.sample_rate))
@@ -180,12 +197,11 @@ class FlacReader:
         self.close()
 
 
-class FlacWriter:
+class FlacWriter(_BlockWriter):
     """Writes a work-dir FLAC file block by block; the same interface as :class:`AudioWriter`."""
 
     def __init__(self, uri: str, channels: int, num_samples: int, sample_rate: int, fmt: str = "flac24"):
-        self.uri, self.channels, self.num_samples, self.sample_rate = uri, channels, num_samples, sample_rate
-        self.written = 0
+        super().__init__(uri, channels, num_samples, sample_rate)
         if _is_local(uri):
             os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
             fd, self._local = tempfile.mkstemp(suffix=".flac.tmp", dir=os.path.dirname(os.path.abspath(uri)))
@@ -195,21 +211,11 @@ class FlacWriter:
         self._sf = sf.SoundFile(self._local, "w", samplerate=int(sample_rate), channels=int(channels),
                                 format="FLAC", subtype=workdir.FLAC_SUBTYPES[fmt])
 
-    def write(self, block: np.ndarray) -> None:
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim != 2 or block.shape[0] != self.channels:
-            raise ValueError(f"expected [{self.channels}, n] audio, got shape {block.shape}")
-        n = min(block.shape[1], self.num_samples - self.written)
-        if n > 0:
-            self._sf.write(workdir.to_flac_samples(block[:, :n]))
-            self.written += n
+    def _put(self, block: np.ndarray) -> None:
+        self._sf.write(workdir.to_flac_samples(block))
 
     def close(self) -> str:
-        missing = self.num_samples - self.written
-        while missing > 0:
-            n = min(missing, _READ_BYTES)
-            self.write(np.zeros((self.channels, n), dtype=np.float32))
-            missing -= n
+        self._pad()
         self._sf.close()
         try:
             if _is_local(self.uri):
