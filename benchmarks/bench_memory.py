@@ -9,7 +9,9 @@ worker process (``songshard run --keep_work``). Printed per run:
 - peak RSS of the whole process tree (driver plus worker), sampled every 0.2 s;
 - work-dir bytes written for the song (decoded mix, 16 kHz copy, stems), in total
   and per minute of audio the stages saw (the decode cut is 360 s);
-- wall time.
+- wall time;
+- each stage's peak RSS in the worker process while it ran the song (the stage metric
+  ``peak_rss_mb``: the kernel's high-water mark, reset before each stage).
 
 ``npz`` is the float32 format every stage used before; ``flac24`` the default.
 A 30-minute input is cut to 360 s at decode, which reads no further, so its peak
@@ -86,8 +88,9 @@ def run_once(song_dir: str, out: str, fmt: str) -> dict:
         name = os.path.basename(p).split(".")[0]
         by_name[name] = by_name.get(name, 0) + os.path.getsize(p)
     stats = json.load(open(os.path.join(out, "stats.json")))
+    stage_peaks = {name: m["peak_rss_mb"] for name, m in stats.get("stages", {}).items() if "peak_rss_mb" in m}
     return {"peak_rss_mb": peak / 2**20, "work_bytes": sum(by_name.values()), "by_name": by_name, "wall_s": wall,
-            "records": stats["records_out"], "failures": stats["failures"]}
+            "records": stats["records_out"], "failures": stats["failures"], "stage_peaks": stage_peaks}
 
 
 def main(argv=None) -> int:
@@ -125,6 +128,13 @@ def main(argv=None) -> int:
     for minutes, fmt, r, seen_min in rows:
         print(f"| {minutes:g} min | {fmt} | {r['peak_rss_mb']:.0f} | {r['work_bytes'] / 1e6:.1f} | "
               f"{r['work_bytes'] / 1e6 / seen_min:.1f} | {r['wall_s']:.0f} |")
+    stages = sorted({s for _, _, r, _ in rows for s in r["stage_peaks"]})
+    if stages:
+        print("\npeak RSS of the worker process per stage (MB):")
+        print("| input | format | " + " | ".join(stages) + " |")
+        print("|---|---|" + "---|" * len(stages))
+        for minutes, fmt, r, _ in rows:
+            print(f"| {minutes:g} min | {fmt} | " + " | ".join(str(r["stage_peaks"].get(s, "-")) for s in stages) + " |")
     print("\nwork-dir bytes by array (last run):",
           {k: f"{v / 1e6:.1f} MB" for k, v in sorted(rows[-1][2]["by_name"].items())})
     peaks = {m: max(r["peak_rss_mb"] for mm, _, r, _ in rows if mm == m) for m in args.minutes}

@@ -3,6 +3,12 @@ ground truth in ``NAME.truth.json`` beside each song.
 
     python benchmarks/realmusic.py build DIR [--max-songs N] [--seconds 120]
     python benchmarks/realmusic.py list DIR
+    python benchmarks/realmusic.py build-tempo DIR [--seconds 120]
+
+``build-tempo`` writes a held-out tempo set instead: the OpenMSX MIDIs the set does not use, rendered
+the same way, each with ``NAME.truth.json`` (bpm and beats from the MIDI tempo map). The structure
+stage's metrical-level check was tuned on the main set; ``benchmarks/eval_tempo.py --folder DIR``
+measures it on these songs it has not seen.
 
 The set (``CATALOGUE``, in a fixed order that mixes the kinds, so ``--max-songs`` keeps a balance):
 
@@ -42,7 +48,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import realmusic_truth as rt  # noqa: E402
-from realmusic_sources import CATALOGUE, SOUNDFONT, TOOLS, missing_packages, source_files  # noqa: E402
+from realmusic_sources import (CATALOGUE, SOUNDFONT, TOOLS, heldout_tempo_catalogue, missing_packages,
+                               source_files)  # noqa: E402
 
 SR = 44100
 FADE_S = 1.5
@@ -183,13 +190,14 @@ def credits(truths: List[dict]) -> str:
 
 
 def build(out_dir: str, max_songs: Optional[int] = None, seconds: float = 120.0,
-          only: Optional[List[str]] = None) -> List[dict]:
-    """Write the set into ``out_dir`` (kept songs of the catalogue whose packages are installed) and
-    return their truth records. Prints the apt packages that are missing."""
-    missing = missing_packages(CATALOGUE)
+          only: Optional[List[str]] = None, catalogue: Optional[List[dict]] = None) -> List[dict]:
+    """Write the set into ``out_dir`` (kept songs of ``catalogue``, CATALOGUE by default, whose
+    packages are installed) and return their truth records. Prints the apt packages that are missing."""
+    catalogue = CATALOGUE if catalogue is None else catalogue
+    missing = missing_packages(catalogue)
     if missing:
         print("missing apt packages (run scripts/install_realmusic.sh): " + " ".join(sorted(missing)))
-    entries = [e for e in CATALOGUE if not (set(e["needs"]) & missing) and (not only or e["name"] in only)]
+    entries = [e for e in catalogue if not (set(e["needs"]) & missing) and (not only or e["name"] in only)]
     entries = entries[:max_songs] if max_songs else entries
     os.makedirs(out_dir, exist_ok=True)
     truths = []
@@ -227,7 +235,7 @@ def table(truths: List[dict]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI: ``build DIR [--max-songs N] [--seconds S] [--only NAME ...]`` or ``list DIR``."""
+    """CLI: ``build DIR [--max-songs N] [--seconds S] [--only NAME ...]``, ``build-tempo DIR`` or ``list DIR``."""
     p = argparse.ArgumentParser(prog="realmusic", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
@@ -235,9 +243,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--max-songs", type=int, default=None)
     b.add_argument("--seconds", type=float, default=120.0, help="trim every song to this length")
     b.add_argument("--only", nargs="*", default=None, help="build only these catalogue names")
+    t = sub.add_parser("build-tempo", help="the held-out tempo set (OpenMSX MIDIs the set does not use)")
+    t.add_argument("out_dir")
+    t.add_argument("--seconds", type=float, default=120.0)
     ls = sub.add_parser("list")
     ls.add_argument("out_dir")
     args = p.parse_args(argv)
+    if args.cmd == "build-tempo":
+        held = heldout_tempo_catalogue()
+        if not held:
+            print("openttd-openmsx is not installed (scripts/install_realmusic.sh installs it)")
+            return 1
+        truths = build(args.out_dir, seconds=args.seconds, catalogue=held)
+        print(f"wrote {len(truths)} held-out tempo songs to {args.out_dir}")
+        return 0
     if args.cmd == "build":
         for tool in TOOLS:
             if shutil.which(tool) is None:

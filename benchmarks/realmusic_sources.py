@@ -110,6 +110,27 @@ CATALOGUE: List[dict] = [
 ]
 
 
+# Held-out tempo set: every OpenMSX MIDI that CATALOGUE does not use (its beds included). The
+# metrical-level check (transforms/structure/tempo.py) was tuned on CATALOGUE's songs; these are for
+# measuring it on songs it has not seen (``realmusic.py build-tempo``). Tempo and beats from the MIDI
+# tempo map; rendered by timidity like CATALOGUE's MIDI songs.
+def _catalogue_files(catalogue: List[dict]) -> Set[str]:
+    used = set()
+    for entry in catalogue:
+        used.update(entry.get("bed", entry)["files"].values())
+    return used
+
+
+def heldout_tempo_catalogue() -> List[dict]:
+    """``_midi`` entries (name ``tempo_<file stem>``) of the OpenMSX MIDIs not in CATALOGUE, by file
+    name; empty when openttd-openmsx is not installed."""
+    if not os.path.isdir(OPENMSX):
+        return []
+    used = _catalogue_files(CATALOGUE)
+    files = sorted(f for f in os.listdir(OPENMSX) if f.endswith(".mid") and f"{OPENMSX}/{f}" not in used)
+    return [_midi(f, "tempo_" + f[:-4], f[:-4].replace("_", " ").title()) for f in files]
+
+
 def source_files(entry: dict) -> Dict[str, str]:
     """{role: path} of a recorded entry's audio files."""
     return entry["files"]

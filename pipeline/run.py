@@ -61,7 +61,8 @@ def resume_state(output: str, retry_failed: bool) -> dict:
 
 
 def _stage_metrics(result) -> dict:
-    """{stage: {succeeded, failed, mean_latency_s, audio_s}} from the runner's metrics."""
+    """{stage: {succeeded, failed, mean_latency_s, total_s, audio_s, peak_rss_mb}} from the runner's metrics
+    (peak_rss_mb: the highest peak RSS of a worker process while the stage ran one song)."""
     stages: dict = {}
     try:
         metrics = result.metrics().query()
@@ -79,6 +80,8 @@ def _stage_metrics(result) -> dict:
             entry["total_s"] = round(value.sum / 1000.0, 1)
         elif d.key.metric.name == "audio_ms":
             entry["audio_s"] = round(value.sum / 1000.0, 1)
+        elif d.key.metric.name == "peak_rss_mb":
+            entry["peak_rss_mb"] = value.max
     return stages
 
 

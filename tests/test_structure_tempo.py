@@ -263,7 +263,7 @@ def test_beatnet_backend_tracks_beats_with_the_shipped_weights(songs):
     assert meter == 4 and len(downbeats) >= 0.2 * len(beats)
 
 
-@pytest.mark.parametrize("name", ["ballad70", "metal175", "punk190", "shuffle90"])
+@pytest.mark.parametrize("name", ["ballad70", "rock120", "metal175", "punk190", "shuffle90"])
 def test_beatnet_backend_finds_the_tempo(songs, name):
     _beatnet()
     from transforms.structure.beatnet import BeatNetStructure
@@ -300,3 +300,23 @@ def test_dsp_analyze_applies_the_level_check_unless_told_not_to(songs):
     assert raw["tempo_level"] == {"checked": False} and abs(raw["bpm"] - bpm) / bpm > 0.02
     with pytest.raises(ValueError):
         DspStructure({"tempo_level": "maybe"})
+
+
+def test_beatnet_keeps_the_workers_thread_budget(songs):
+    """BeatNet runs its LSTM on one thread, but the process's torch thread count (the worker's budget,
+    which the separation and tag models share) is the same after it as before."""
+    _beatnet()
+    import torch
+
+    from transforms.structure.beatnet import BeatNetStructure
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backend = BeatNetStructure({})
+        backend.load()
+        _, y, _ = songs["rock120"]
+        backend.analyze(y[None], SR, {})
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -27,6 +27,7 @@ from apache_beam.utils import shared
 
 from schemas.records import DeadLetter, Provenance, Song
 from transforms.core.config import RunContext, StageConfig, worker_threads
+from transforms.core.memory import peak_rss_mb, reset_peak_rss
 from transforms.core.numba_cache import warm_librosa
 
 FAILED = "failed"
@@ -144,6 +145,7 @@ class StageFn(beam.DoFn):
         self.failed = Metrics.counter(self.stage, "failed")
         self.latency = Metrics.distribution(self.stage, "latency_ms")
         self.audio_ms = Metrics.distribution(self.stage, "audio_ms")
+        self.peak_rss = Metrics.distribution(self.stage, "peak_rss_mb")
         if self.backend_target:
             self.backend = self._acquire_backend()
 
@@ -157,6 +159,7 @@ class StageFn(beam.DoFn):
 
     def process(self, song: Song):
         start = time.time()
+        measured = reset_peak_rss()
         try:
             check_time_limit(song, self.context.song_time_limit)
             result = self.apply(song)
@@ -169,6 +172,9 @@ class StageFn(beam.DoFn):
         elapsed = time.time() - start
         self.ok.inc()
         self.latency.update(int(elapsed * 1000))
+        peak = peak_rss_mb() if measured else None
+        if peak is not None:
+            self.peak_rss.update(int(peak))
         for out in outputs:
             if isinstance(out, Song):
                 out.timings[self.stage] = round(out.timings.get(self.stage, 0.0) + elapsed, 3)

@@ -128,11 +128,16 @@ def activations(net, feats: np.ndarray) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-        x = F.max_pool1d(F.relu(net["conv1"](x[:, None, :])), 2).flatten(1)
-        x, _ = net["lstm"](net["linear0"](x)[None])
-        probs = torch.softmax(net["linear"](x[0]), dim=-1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small LSTM: more threads cost more than they give
+    try:  # ... but only here: the worker's other stages keep their thread budget
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+            x = F.max_pool1d(F.relu(net["conv1"](x[:, None, :])), 2).flatten(1)
+            x, _ = net["lstm"](net["linear0"](x)[None])
+            probs = torch.softmax(net["linear"](x[0]), dim=-1)
+    finally:
+        torch.set_num_threads(threads)
     return probs[:, :2].numpy().astype(np.float64)
 
 
@@ -269,7 +274,6 @@ class BeatNetStructure(DspStructure):
         super().load()
         import torch
 
-        torch.set_num_threads(1)  # a small LSTM: more threads cost more than they give
         self._net = load_network(self.model)
 
     def provenance(self) -> Provenance:

@@ -90,7 +90,7 @@ class AnalyzeStructure(StageTransform):
     stage = STAGE
     fn_class = StructureFn
     backends = BACKENDS
-    default_backend = "dsp"
+    default_backend = "beatnet"  # measured best on 39 real songs with known tempo (README)
     stage_params = ("vad",)
 
     @classmethod
