@@ -43,7 +43,7 @@ def write_song(path: str, seconds: float, seed: int = 0) -> str:
     """A synthetic song (beat, bass, vibrato voice) written block by block to a work-dir file."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from conftest import synth_mix
-    from transforms.separate.stream import AudioWriter
+    from transforms.core.stream import AudioWriter
 
     block_s = 12.0
     n = int(seconds * SR)

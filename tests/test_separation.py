@@ -25,7 +25,7 @@ from transforms.separate.backend import MixStats, SeparatorBackend, fit_length
 from transforms.separate.dsp import DspSeparator, band_prior, centre_weight
 from transforms.separate.metrics import energy_db, sdr, si_sdr
 from transforms.separate.overlap import chunk_starts, fade_weights, overlap_add
-from transforms.separate.stream import AudioReader, AudioWriter, FlacReader, FlacWriter, open_reader, open_writer
+from transforms.core.stream import AudioReader, AudioWriter, FlacReader, FlacWriter, open_reader, open_writer
 from conftest import check_backend, make_backend
 
 torch = pytest.importorskip("torch")

@@ -95,8 +95,11 @@ def stem_presence(vocals: np.ndarray, mix: np.ndarray, sample_rate: int, hop_s: 
     ``-VOCAL_SHARE_DB`` dB below the mix in that frame (a separator's faint
     leakage on an instrumental stays below that). Both arrays share ``sample_rate``.
     """
-    v = au.frame_rms(vocals, sample_rate, hop_s)
-    m = au.frame_rms(mix, sample_rate, hop_s)
+    return presence_from_rms(au.frame_rms(vocals, sample_rate, hop_s), au.frame_rms(mix, sample_rate, hop_s))
+
+
+def presence_from_rms(v: np.ndarray, m: np.ndarray) -> float:
+    """:func:`stem_presence` from the two signals' frame RMS (``audio.frame_rms``, same frames)."""
     n = min(v.size, m.size)
     if n == 0:
         return 0.0

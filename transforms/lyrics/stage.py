@@ -24,7 +24,7 @@ from transforms.core import audio as au
 from transforms.core import shape
 from transforms.core.activity import stem_presence
 from transforms.core.sections import with_tags
-from transforms.core import workdir
+from transforms.core import stream, workdir
 from transforms.core.stage import StageFn, StageTransform
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
@@ -177,12 +177,13 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     return label
 
 
-def vocal_stem_presence(song: Song, stem: np.ndarray, rate: int) -> Optional[float]:
-    """Share of the song where the vocal stem is active against the mix (``activity.stem_presence``)."""
+def vocal_stem_presence(song: Song, stem16k: np.ndarray) -> Optional[float]:
+    """Share of the song where the vocal stem (its 16 kHz mono mixdown, 1-D) is active against the mix
+    (``activity.stem_presence``)."""
     if "mix16k" not in song.audio:
         return None
     mix16k = workdir.load_audio_at(song.audio["mix16k"], au.ASR_RATE)
-    return stem_presence(au.resample(au.to_mono(stem), rate, au.ASR_RATE), au.to_mono(mix16k), au.ASR_RATE)
+    return stem_presence(stem16k[None, :], au.to_mono(mix16k), au.ASR_RATE)
 
 
 class TranscribeFn(StageFn):
@@ -198,18 +199,17 @@ class TranscribeFn(StageFn):
 
     def apply(self, song: Song) -> Song:
         if "vocals" in song.audio:
-            stem, rate = workdir.load_audio(song.audio["vocals"])
             source, note = "vocals", "transcribed the vocal stem"
         elif "mix16k" in song.audio:
-            stem, rate = workdir.load_audio(song.audio["mix16k"])
             source, note = "mix16k", "no vocal stem: transcribed the full mix (audio['mix16k'])"
         else:
             raise ValueError("lyrics: the song has neither audio['vocals'] nor audio['mix16k']")
-        mono = au.resample(au.to_mono(stem), rate, au.ASR_RATE)[0]
+        # the 16 kHz mono mixdown, read block by block: never the whole 48 kHz stereo stem at once
+        mono = stream.read_audio(song.audio[source], au.ASR_RATE, mono=True).audio[0]
         duration = song.duration or mono.shape[0] / float(au.ASR_RATE)
         gate = guards.GateConfig(rel_db=float(self.config.get("gate_db", guards.GateConfig.rel_db)))
         vad_regions = vad_mod.vocal_regions(self.vad, mono, self.vad_config) if self.vad is not None else None
-        presence = vocal_stem_presence(song, stem, rate) if source == "vocals" else None
+        presence = vocal_stem_presence(song, mono) if source == "vocals" else None
         # a clearly sung stem is not vetoed: the VAD misses growled and long sustained singing
         veto = presence is None or presence < STEM_TRUST
         label = lyrics_label(self.backend, mono, duration,

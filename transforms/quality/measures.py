@@ -43,6 +43,7 @@ import numpy as np
 from transforms.core.audio import as_2d
 from transforms.core.sections import is_wordless, section_tag
 from transforms.core.tiers import DEFAULT_THRESHOLDS, PURE_MUSIC, tier_for_score
+from transforms.quality import blockwise as bw
 
 LOUDNESS_FLOOR = -70.0  # BS.1770's absolute gate: anything quieter reads as -70 LUFS
 SILENCE_DB = -60.0  # a 100 ms frame below this RMS (dBFS) is silent
@@ -67,36 +68,37 @@ STEREO_WEIGHT, FAKE_STEREO_SCORE = 0.5, 0.5
 
 # ------------------------------------------------------------------ measures
 def _db(power: float, floor: float = -200.0) -> float:
-    return 10.0 * math.log10(power) if power > 0 else floor
+    return bw.db(power, floor)
+
+
+def _loudness(value: Optional[float]) -> float:
+    return max(LOUDNESS_FLOOR, float(value)) if value is not None and np.isfinite(value) else LOUDNESS_FLOOR
+
+
+def _peak_db(peak: float) -> float:
+    return round(20.0 * math.log10(peak), 3) if peak > 0 else -200.0
+
+
+def _feed(audio: np.ndarray, *accumulators) -> None:
+    for acc in accumulators:
+        acc.add(audio)
 
 
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """BS.1770-4 integrated loudness in LUFS (pyloudnorm), floored at -70 (silence, < 0.4 s)."""
-    import pyloudnorm
-
+    """BS.1770-4 integrated loudness in LUFS (pyloudnorm's filters and gating), floored at -70
+    (silence, < 0.4 s)."""
     audio = as_2d(audio)
-    if audio.shape[1] < int(0.4 * sample_rate) + 1:
-        return LOUDNESS_FLOOR
-    value = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
-    return max(LOUDNESS_FLOOR, float(value)) if np.isfinite(value) else LOUDNESS_FLOOR
+    meter = bw.Loudness(sample_rate, audio.shape[0], audio.shape[1])
+    meter.add(audio)
+    return _loudness(meter.result())
 
 
-def true_peak_dbfs(audio: np.ndarray, oversample: int = 4, block: int = 1 << 20, pad: int = 256) -> float:
-    """Peak of the 4x oversampled signal in dBFS (dBTP), block by block to bound memory."""
-    from scipy.signal import resample_poly
-
+def true_peak_dbfs(audio: np.ndarray) -> float:
+    """Peak of the 4x oversampled signal in dBFS (dBTP), window by window to bound memory."""
     audio = as_2d(audio)
-    peak = 0.0
-    n = audio.shape[1]
-    for ch in audio:
-        for s in range(0, n, block):
-            a, e = max(0, s - pad), min(n, s + block)
-            b = min(n, e + pad)
-            y = resample_poly(ch[a:b].astype(np.float64), oversample, 1)
-            seg = y[(s - a) * oversample:(e - a) * oversample]
-            if seg.size:
-                peak = max(peak, float(np.max(np.abs(seg))))
-    return round(20.0 * math.log10(peak), 3) if peak > 0 else -200.0
+    peak = bw.TruePeak(audio.shape[1])
+    peak.add(audio)
+    return _peak_db(peak.result())
 
 
 def clipping_ratio(audio: np.ndarray) -> float:
@@ -107,43 +109,22 @@ def clipping_ratio(audio: np.ndarray) -> float:
     audio (peak < 0.05) has no clipping by definition.
     """
     audio = as_2d(audio)
-    if audio.size == 0:
-        return 0.0
-    mag = np.abs(audio)
-    peak = float(mag.max())
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak < 0.05:
         return 0.0
-    clipped = mag >= CLIP_FULL_SCALE
-    near = mag >= 0.999 * peak
-    flat = np.zeros_like(near)
-    flat[:, 1:] = (audio[:, 1:] == audio[:, :-1]) & near[:, 1:] & near[:, :-1]
-    # a sample is in a plateau when a run of CLIP_PLATEAU equal neighbours covers it
-    if flat.any():
-        for c in range(audio.shape[0]):
-            idx = np.flatnonzero(flat[c])
-            if idx.size == 0:
-                continue
-            breaks = np.flatnonzero(np.diff(idx) != 1)
-            starts = np.concatenate([[0], breaks + 1])
-            ends = np.concatenate([breaks, [idx.size - 1]])
-            for s, e in zip(starts, ends):
-                if e - s + 2 >= CLIP_PLATEAU:  # idx[s]-1 .. idx[e] are equal samples
-                    clipped[c, idx[s] - 1:idx[e] + 1] = True
-    return float(clipped.mean())
+    count = bw.ClipCount(audio.shape[0], peak, CLIP_FULL_SCALE, CLIP_PLATEAU)
+    count.add(audio)
+    return float(count.ratio())
 
 
-def long_term_spectrum(audio: np.ndarray, sample_rate: int, nperseg: int = 4096) -> Tuple[np.ndarray, np.ndarray]:
+def long_term_spectrum(audio: np.ndarray, sample_rate: int) -> Tuple[np.ndarray, np.ndarray]:
     """(frequencies, power in dB) of the mono mixdown's long-term average spectrum (Welch)."""
-    from scipy.signal import welch
-
-    mono = as_2d(audio).mean(axis=0)
-    if mono.size < nperseg:
-        mono = np.pad(mono, (0, nperseg - mono.size))
-    freqs, power = welch(mono, fs=sample_rate, nperseg=nperseg, noverlap=nperseg // 2)
-    return freqs, 10.0 * np.log10(np.maximum(power, 1e-30))
+    spectrum = bw.Spectrum(sample_rate)
+    spectrum.add(as_2d(audio).mean(axis=0))
+    return spectrum.result()
 
 
-def bandwidth_hz(audio: np.ndarray, sample_rate: int, floor_db: float = BANDWIDTH_FLOOR_DB) -> float:
+def bandwidth_from_spectrum(freqs: np.ndarray, level: np.ndarray, floor_db: float = BANDWIDTH_FLOOR_DB) -> float:
     """Highest frequency whose long-term level is within ``floor_db`` of the music band's level.
 
     The reference is the median level from 200 Hz to 4 kHz; the spectrum is smoothed
@@ -151,7 +132,6 @@ def bandwidth_hz(audio: np.ndarray, sample_rate: int, floor_db: float = BANDWIDT
     encoders and upsampled files leave nothing above their cut-off, so this reads the
     cut-off (16 kHz for a 128 kbit/s MP3, 11 kHz for a 22.05 kHz source).
     """
-    freqs, level = long_term_spectrum(audio, sample_rate)
     width = max(1, int(round(200.0 / (freqs[1] - freqs[0]))))
     padded = np.pad(level, (width // 2, width - 1 - width // 2), mode="edge")  # dB: zero padding would be loud
     smooth = np.convolve(padded, np.ones(width) / width, mode="valid")
@@ -161,37 +141,55 @@ def bandwidth_hz(audio: np.ndarray, sample_rate: int, floor_db: float = BANDWIDT
     return round(float(freqs[above[-1]]), 1) if above.size else 0.0
 
 
+def bandwidth_hz(audio: np.ndarray, sample_rate: int, floor_db: float = BANDWIDTH_FLOOR_DB) -> float:
+    """:func:`bandwidth_from_spectrum` of the audio's long-term spectrum."""
+    return bandwidth_from_spectrum(*long_term_spectrum(audio, sample_rate), floor_db=floor_db)
+
+
+def silence_from_rms(rms: np.ndarray, threshold_db: float = SILENCE_DB) -> float:
+    """Share of frames whose RMS is below ``threshold_db`` dBFS (1.0 without frames)."""
+    return float(np.mean(rms < 10.0 ** (threshold_db / 20.0))) if rms.size else 1.0
+
+
 def silence_ratio(audio: np.ndarray, sample_rate: int, threshold_db: float = SILENCE_DB,
                   hop_s: float = 0.1) -> float:
     """Share of 100 ms frames (mono mixdown) whose RMS is below ``threshold_db`` dBFS."""
     from transforms.core.audio import frame_rms
 
-    rms = frame_rms(audio, sample_rate, hop_s)
-    if rms.size == 0:
-        return 1.0
-    return float(np.mean(rms < 10.0 ** (threshold_db / 20.0)))
+    return silence_from_rms(frame_rms(audio, sample_rate, hop_s), threshold_db)
 
 
 def dc_offset(audio: np.ndarray) -> float:
     """Largest absolute channel mean."""
-    audio = as_2d(audio)
-    return float(np.max(np.abs(audio.mean(axis=1, dtype=np.float64)))) if audio.size else 0.0
+    moments = bw.Moments(as_2d(audio).shape[0])
+    moments.add(as_2d(audio))
+    return moments.dc()
 
 
-def stereo_measures(audio: np.ndarray) -> Dict[str, float]:
+def stereo_from_moments(m: bw.Moments, channels: int) -> Dict[str, float]:
     """Side / mid energy ("stereo_width"), the channels' correlation, and the fake-stereo flag."""
-    audio = as_2d(audio).astype(np.float64)
-    if audio.shape[0] < 2:
+    if channels < 2:
         return {"stereo_width": 0.0, "stereo_correlation": 1.0, "fake_stereo": True}
-    left, right = audio[0], audio[1]
-    mid_e = float(np.sum(((left + right) / 2) ** 2))
-    side_e = float(np.sum(((left - right) / 2) ** 2))
-    width = side_e / mid_e if mid_e > 0 else (0.0 if side_e == 0 else float("inf"))
-    denom = math.sqrt(float(np.sum(left ** 2)) * float(np.sum(right ** 2)))
-    corr = float(np.sum(left * right)) / denom if denom > 0 else 1.0
+    width = m.side / m.mid if m.mid > 0 else (0.0 if m.side == 0 else float("inf"))
+    denom = math.sqrt(m.left * m.right)
+    corr = m.cross / denom if denom > 0 else 1.0
     width = min(width, 1e6)
     return {"stereo_width": round(width, 6), "stereo_correlation": round(corr, 6),
             "fake_stereo": bool(width < FAKE_STEREO_WIDTH)}
+
+
+def stereo_measures(audio: np.ndarray) -> Dict[str, float]:
+    """:func:`stereo_from_moments` of an array."""
+    audio = as_2d(audio)
+    moments = bw.Moments(audio.shape[0])
+    moments.add(audio)
+    return stereo_from_moments(moments, audio.shape[0])
+
+
+def overlap_window(n: int, sample_rate: int, max_seconds: float = 120.0) -> Tuple[int, int]:
+    """(start, length) of the middle ``max_seconds`` of ``n`` samples: what :func:`stem_overlap` uses."""
+    keep = int(max_seconds * sample_rate)
+    return max(0, (n - keep) // 2), keep
 
 
 def stem_overlap(vocals: np.ndarray, accompaniment: np.ndarray, sample_rate: int, n_fft: int = 2048,
@@ -203,14 +201,16 @@ def stem_overlap(vocals: np.ndarray, accompaniment: np.ndarray, sample_rate: int
     overlap); a vocal stem that carries the accompaniment (or the reverse) scores
     high. The middle ``max_seconds`` are used. None when the vocal stem is silent.
     """
-    import librosa
-
     v = as_2d(vocals).mean(axis=0)
     a = as_2d(accompaniment).mean(axis=0)
-    n = min(v.size, a.size)
-    keep = int(max_seconds * sample_rate)
-    start = max(0, (n - keep) // 2)
-    v, a = v[start:start + keep], a[start:start + keep]
+    start, keep = overlap_window(min(v.size, a.size), sample_rate, max_seconds)
+    return overlap_score(v[start:start + keep], a[start:start + keep], n_fft)
+
+
+def overlap_score(v: np.ndarray, a: np.ndarray, n_fft: int = 2048) -> Optional[float]:
+    """:func:`stem_overlap` of two mono windows of the same length (1-D)."""
+    import librosa
+
     if v.size < n_fft:
         return None
     sv = np.abs(librosa.stft(v, n_fft=n_fft, hop_length=n_fft))
@@ -229,6 +229,27 @@ def _section_kind(section: dict) -> str:
     return "instrumental" if is_wordless(section_tag(section)) else "vocal"
 
 
+def section_spans(sections: Sequence[dict], sample_rate: int, n: int) -> list:
+    """[(kind, first sample, end sample)] of the sections, clipped to ``n`` samples."""
+    spans = []
+    for sec in sections or []:
+        kind = _section_kind(sec)
+        a = max(0, int(float(sec["start"]) * sample_rate))
+        b = min(n, int(float(sec["end"]) * sample_rate))
+        if kind and b > a:
+            spans.append((kind, a, b))
+    return spans
+
+
+def leakage_from_energy(energy: dict, sample_rate: int, min_seconds: float = 2.0) -> Optional[float]:
+    """Vocal-stem level in instrumental sections minus its level in sung sections (dB), from
+    :class:`blockwise.SectionEnergy`'s sums; None without at least ``min_seconds`` of each."""
+    vocal, inst = energy.get("vocal", [0.0, 0]), energy.get("instrumental", [0.0, 0])
+    if min(vocal[1], inst[1]) < min_seconds * sample_rate or vocal[0] <= 0:
+        return None
+    return round(max(_db(inst[0] / inst[1], floor=-120.0), -120.0) - max(_db(vocal[0] / vocal[1], floor=-120.0), -120.0), 2)
+
+
 def section_leakage_db(vocals: np.ndarray, sample_rate: int, sections: Sequence[dict],
                        min_seconds: float = 2.0) -> Optional[float]:
     """Vocal-stem level in instrumental sections minus its level in sung sections (dB).
@@ -236,45 +257,14 @@ def section_leakage_db(vocals: np.ndarray, sample_rate: int, sections: Sequence[
     Around -30 dB or lower for clean stems; near 0 when the vocal stem carries the
     band through the intro and the outro. None without at least ``min_seconds`` of each.
     """
-    mono = as_2d(vocals).mean(axis=0).astype(np.float64)
-    energy = {"vocal": [0.0, 0], "instrumental": [0.0, 0]}
-    for sec in sections or []:
-        kind = _section_kind(sec)
-        if not kind:
-            continue
-        a = max(0, int(float(sec["start"]) * sample_rate))
-        b = min(mono.size, int(float(sec["end"]) * sample_rate))
-        if b > a:
-            energy[kind][0] += float(np.sum(mono[a:b] ** 2))
-            energy[kind][1] += b - a
-    if min(energy["vocal"][1], energy["instrumental"][1]) < min_seconds * sample_rate or energy["vocal"][0] <= 0:
-        return None
-    inst = _db(energy["instrumental"][0] / energy["instrumental"][1], floor=-120.0)
-    sung = _db(energy["vocal"][0] / energy["vocal"][1], floor=-120.0)
-    return round(max(inst, -120.0) - max(sung, -120.0), 2)
+    mono = as_2d(vocals).mean(axis=0)
+    energy = bw.SectionEnergy(section_spans(sections, sample_rate, mono.size))
+    energy.add(mono)
+    return leakage_from_energy(energy.energy, sample_rate, min_seconds)
 
 
-def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
-                    accompaniment: Optional[np.ndarray] = None, source: Optional[dict] = None,
-                    sections: Sequence[dict] = ()) -> dict:
-    """The measures of ``labels["quality"]`` (without score and tier; see :func:`quality_label`).
-
-    ``mix``, ``vocals`` and ``accompaniment`` share ``sample_rate``; ``source`` is a dict
-    with the source file's "sample_rate", "codec" and "channels" (may be empty).
-    Whether the song has vocals is the tags stage's decision (``labels["tags"]["vocals"]``).
-    """
+def _source_fields(out: dict, sample_rate: int, source: Optional[dict]) -> None:
     source = source or {}
-    mix = as_2d(mix)
-    out: Dict[str, Any] = {
-        "loudness_lufs": round(integrated_loudness(mix, sample_rate), 2),
-        "true_peak_dbfs": true_peak_dbfs(mix),
-        "sample_peak_dbfs": round(20 * math.log10(max(float(np.max(np.abs(mix))) if mix.size else 0.0, 1e-10)), 3),
-        "clipping_ratio": round(clipping_ratio(mix), 6),
-        "bandwidth_hz": bandwidth_hz(mix, sample_rate),
-        "silence_ratio": round(silence_ratio(mix, sample_rate), 4),
-        "dc_offset": round(dc_offset(mix), 6),
-    }
-    out.update(stereo_measures(mix))
     src_rate = int(source.get("sample_rate") or 0)
     codec = str(source.get("codec") or "")
     if int(source.get("channels") or 0) == 1:
@@ -286,6 +276,49 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
         "lossy_source": any(codec.lower().startswith(c) for c in LOSSY_CODECS),
         "bandwidth_ratio": round(out["bandwidth_hz"] / nyquist, 4) if nyquist > 0 else 0.0,
     })
+
+
+def _mix_measures(blocks, sample_rate: int, channels: int, total: int) -> dict:
+    """Every mix measure in one pass over ``blocks()`` (an iterable of [channels, n] blocks), plus a
+    second pass for the clipping plateaus when the mix is loud enough to have any."""
+    loudness, peak = bw.Loudness(sample_rate, channels, total), bw.TruePeak(total)
+    moments, spectrum, frames = bw.Moments(channels), bw.Spectrum(sample_rate), bw.FrameRms(sample_rate)
+    for block in blocks():
+        _feed(block, loudness, peak, moments)
+        mono = block.mean(axis=0)
+        spectrum.add(mono)
+        frames.add(mono)
+    clipping = 0.0
+    if moments.peak >= 0.05:
+        count = bw.ClipCount(channels, moments.peak, CLIP_FULL_SCALE, CLIP_PLATEAU)
+        for block in blocks():
+            count.add(block)
+        clipping = float(count.ratio())
+    out: Dict[str, Any] = {
+        "loudness_lufs": round(_loudness(loudness.result()), 2),
+        "true_peak_dbfs": _peak_db(peak.result()),
+        "sample_peak_dbfs": round(20 * math.log10(max(moments.peak, 1e-10)), 3),
+        "clipping_ratio": round(clipping, 6),
+        "bandwidth_hz": bandwidth_from_spectrum(*spectrum.result()),
+        "silence_ratio": round(silence_from_rms(frames.result()), 4),
+        "dc_offset": round(moments.dc(), 6),
+    }
+    out.update(stereo_from_moments(moments, channels))
+    return out
+
+
+def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
+                    accompaniment: Optional[np.ndarray] = None, source: Optional[dict] = None,
+                    sections: Sequence[dict] = ()) -> dict:
+    """The measures of ``labels["quality"]`` (without score and tier; see :func:`quality_label`).
+
+    ``mix``, ``vocals`` and ``accompaniment`` share ``sample_rate``; ``source`` is a dict
+    with the source file's "sample_rate", "codec" and "channels" (may be empty).
+    Whether the song has vocals is the tags stage's decision (``labels["tags"]["vocals"]``).
+    """
+    mix = as_2d(mix)
+    out = _mix_measures(lambda: iter([mix]), sample_rate, mix.shape[0], mix.shape[1])
+    _source_fields(out, sample_rate, source)
     if vocals is not None:
         vocals = as_2d(vocals)
         out["vocal_leakage_db"] = section_leakage_db(vocals, sample_rate, sections)
@@ -293,6 +326,44 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
                                if accompaniment is not None else None)
     else:
         out.update({"vocal_leakage_db": None, "stem_overlap": None})
+    return out
+
+
+def measure_quality_files(mix_uri: str, vocals_uri: Optional[str] = None, accompaniment_uri: Optional[str] = None,
+                          source: Optional[dict] = None, sections: Sequence[dict] = ()) -> dict:
+    """:func:`measure_quality` of work-dir files, read block by block: memory for a block and the
+    stem-overlap window (120 s of two mono stems), whatever the song's length. The same measures as
+    over the whole arrays, up to float rounding in sums."""
+    from transforms.core import stream
+
+    def blocks(uri: str):
+        def read():
+            with stream.open_reader(uri) as reader:
+                yield from reader.blocks(int(stream.BLOCK_SECONDS * reader.sample_rate))
+        return read
+
+    with stream.open_reader(mix_uri) as reader:
+        sample_rate, channels, total = reader.sample_rate, reader.channels, reader.num_samples
+    if total == 0:
+        raise ValueError("decoded mix is empty")
+    out = _mix_measures(blocks(mix_uri), sample_rate, channels, total)
+    _source_fields(out, sample_rate, source)
+    out.update({"vocal_leakage_db": None, "stem_overlap": None})
+    if vocals_uri is None:
+        return out
+    with stream.open_reader(vocals_uri) as reader:
+        if reader.sample_rate != sample_rate:
+            raise ValueError(f"vocal stem at {reader.sample_rate} Hz, the mix at {sample_rate} Hz")
+        energy = bw.SectionEnergy(section_spans(sections, sample_rate, reader.num_samples))
+        for block in reader.blocks(int(stream.BLOCK_SECONDS * sample_rate)):
+            energy.add(block.mean(axis=0))
+    out["vocal_leakage_db"] = leakage_from_energy(energy.energy, sample_rate)
+    if accompaniment_uri is not None:
+        n = min(stream.num_samples(vocals_uri), stream.num_samples(accompaniment_uri))
+        start, keep = overlap_window(n, sample_rate)
+        v = stream.read_span(vocals_uri, start, min(keep, n - start), mono=True)[0]
+        a = stream.read_span(accompaniment_uri, start, min(keep, n - start), mono=True)[0]
+        out["stem_overlap"] = overlap_score(v, a)
     return out
 
 

@@ -15,7 +15,7 @@ import os
 
 from schemas.records import Provenance, Song
 from transforms.core import audio as au
-from transforms.core import workdir
+from transforms.core import stream
 from transforms.core.stage import BackendUnavailable, StageFn, StageTransform, _Holder
 from transforms.core.tiers import parse_thresholds
 from transforms.quality import measures
@@ -28,23 +28,18 @@ def measure_song(song: Song, thresholds, scorer=None) -> dict:
     """``labels["quality"]`` of a song whose audio lies in the work dir. Raises ValueError without a mix."""
     if "mix" not in song.audio:
         raise ValueError("song has no decoded mix (audio['mix'])")
-    mix, sr = workdir.load_audio(song.audio["mix"])
-    if mix.size == 0:
-        raise ValueError("decoded mix is empty")
-    vocals = workdir.load_audio_at(song.audio["vocals"], sr) if "vocals" in song.audio else None
-    accompaniment = (workdir.load_audio_at(song.audio["accompaniment"], sr)
-                     if "accompaniment" in song.audio else None)
     src = song.source
     source = {"sample_rate": src.sample_rate, "codec": src.codec, "channels": src.channels} if src else {}
     sections = song.label("structure", "sections", []) or []
-    found = measures.measure_quality(mix, sr, vocals, accompaniment, source, sections)
-    del vocals, accompaniment
+    # read block by block: a block of memory, never the whole mix and stems at 48 kHz
+    found = measures.measure_quality_files(song.audio["mix"], song.audio.get("vocals"),
+                                           song.audio.get("accompaniment"), source, sections)
     vocal = song.label("tags", "vocals", {}) or {}
     found["pure_music"] = vocal.get("present") is False
     found["pure_music_evidence"] = list(vocal.get("evidence", []))
     learned = None
     if scorer is not None:
-        learned = scorer.score(au.resample(au.to_mono(mix), sr, au.ASR_RATE)[0], au.ASR_RATE)
+        learned = scorer.score(stream.read_audio(song.audio["mix"], au.ASR_RATE, mono=True).audio[0], au.ASR_RATE)
     return measures.quality_label(found, thresholds, learned)
 
 

@@ -24,7 +24,7 @@ from transforms.core.stage import StageFn, StageTransform
 from transforms.separate.backend import (BLOCK_SECONDS, MixStats, RunStats, SeparatorBackend,
                                         separate_blocks)
 from transforms.separate.metrics import energy_db
-from transforms.separate.stream import open_reader, open_writer
+from transforms.core.stream import open_reader, open_writer
 
 log = logging.getLogger(__name__)
 

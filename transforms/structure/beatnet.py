@@ -272,8 +272,6 @@ class BeatNetStructure(DspStructure):
     def load(self) -> None:
         """Builds the CRNN and loads the pinned weights (ValueError if the file's sha256 differs)."""
         super().load()
-        import torch
-
         self._net = load_network(self.model)
 
     def provenance(self) -> Provenance:

@@ -18,7 +18,7 @@ them, with this module's section analysis on their beat grid.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -35,6 +35,28 @@ NOVELTY_BARS = 4  # half-width of the checkerboard kernel, in bars
 MIN_SECTION_BARS = 2
 VOCAL_ACTIVE_DB = 18.0  # a vocal frame is active within this of the stem's loud (95th percentile) level
 VOCAL_FLOOR_DBFS = -50.0
+
+
+class VocalView(NamedTuple):
+    """What the section analysis needs of the vocal stem: its mono mixdown at ANALYSIS_RATE and the
+    RMS of its 100 ms frames at the stem's own rate."""
+
+    at_analysis_rate: np.ndarray
+    frame_rms: np.ndarray
+
+
+def vocal_view(vocals: np.ndarray, sample_rate: int) -> VocalView:
+    """The :class:`VocalView` of a vocal stem array ([channels, samples] at ``sample_rate``)."""
+    v = au.to_mono(vocals)
+    return VocalView(au.resample(v, sample_rate, ANALYSIS_RATE)[0], au.frame_rms(v, sample_rate, 0.1))
+
+
+def vocal_view_of_file(uri: str) -> VocalView:
+    """The :class:`VocalView` of a work-dir vocal stem, read block by block (the same values as
+    :func:`vocal_view` of the whole array)."""
+    from transforms.core import stream
+
+    return VocalView(stream.read_audio(uri, ANALYSIS_RATE, mono=True).audio[0], stream.frame_rms(uri, 0.1)[0])
 
 
 def _beat_phase(strength: np.ndarray, meter: int) -> tuple:
@@ -66,6 +88,7 @@ class DspStructure(Backend):
 
     stage = "structure"
     name = "dsp"
+    reads_mono = True  # analyze_files reads the mix and vocal stem mono at ANALYSIS_RATE, block by block
     tempo_level_default = True  # measured: it fixes librosa's 2:3 and 4:3 errors on real and synthetic songs
 
     def __init__(self, params):
@@ -87,7 +110,24 @@ class DspStructure(Backend):
                                f"novelty, repetition), no learned weights{level}")
 
     def analyze(self, mix: np.ndarray, sample_rate: int, stems: Optional[Dict[str, np.ndarray]] = None) -> dict:
+        """The structure result of a mix array ([channels, samples] at ``sample_rate``); ``stems`` may
+        hold the ``"vocals"`` array at the same rate."""
+        vocals = (stems or {}).get("vocals")
         y = au.resample(au.to_mono(mix), sample_rate, ANALYSIS_RATE)[0]
+        return self.analyze_mono(y, None if vocals is None else vocal_view(vocals, sample_rate), mix, sample_rate)
+
+    def analyze_files(self, mix_uri: str, vocals_uri: Optional[str] = None) -> Tuple[dict, float]:
+        """(structure result, the mix's seconds) of work-dir files, in memory bounded by the mono
+        ANALYSIS_RATE copies (a sixth of the 48 kHz stereo mix): the same result as :meth:`analyze`."""
+        from transforms.core import stream
+
+        mix = stream.read_audio(mix_uri, ANALYSIS_RATE, mono=True)
+        view = vocal_view_of_file(vocals_uri) if vocals_uri else None
+        return self.analyze_mono(mix.audio[0], view, mix.audio, ANALYSIS_RATE), mix.seconds
+
+    def analyze_mono(self, y: np.ndarray, vocals: Optional[VocalView], mix: np.ndarray, sample_rate: int) -> dict:
+        """The structure result from ``y`` (the mono mix at ANALYSIS_RATE); ``mix`` / ``sample_rate``
+        are what the tracker gets besides (the original mix, or ``y`` itself as [1, N])."""
         beat_times, downbeats, meter = self.track_beats(y, mix, sample_rate)
         level = {"checked": False}
         if self.tempo_level and len(beat_times) >= 8:
@@ -95,7 +135,7 @@ class DspStructure(Backend):
             beat_times, downbeats, meter, decision = tempo.apply_level(y, ANALYSIS_RATE, beat_times, downbeats, meter)
             level = {"checked": True, "tracker_bpm": round(float(tracked), 2), "ratio": round(float(decision.ratio), 4),
                      "confidence": round(float(decision.confidence), 4)}
-        result = sections_from_beats(y, beat_times, downbeats, meter, stems or {}, sample_rate)
+        result = sections_from_beats(y, beat_times, downbeats, meter, vocals)
         result["tempo_level"] = level
         result["tempo_confidence"] = level.get("confidence")
         return result
@@ -124,11 +164,11 @@ class DspStructure(Backend):
 
 
 def sections_from_beats(y: np.ndarray, beat_times: np.ndarray, downbeats: np.ndarray, meter: int,
-                        stems: Dict[str, np.ndarray], sample_rate: int) -> dict:
+                        vocals: Optional[VocalView] = None) -> dict:
     """The structure result from a beat grid: bpm, then novelty boundaries and repetition labels.
 
-    ``y`` is the mono mix at ANALYSIS_RATE; ``stems`` (at ``sample_rate``) may hold
-    ``"vocals"``, whose activity weighs in the boundaries and decides sung vs. wordless.
+    ``y`` is the mono mix at ANALYSIS_RATE; ``vocals`` (a :class:`VocalView`, or None) the vocal
+    stem, whose activity weighs in the boundaries and decides sung vs. wordless.
     """
     import librosa
 
@@ -150,10 +190,9 @@ def sections_from_beats(y: np.ndarray, beat_times: np.ndarray, downbeats: np.nda
     rms = librosa.feature.rms(y=y, hop_length=HOP)
     rows = [chroma, (mfcc - mfcc.mean(1, keepdims=True)) / (mfcc.std(1, keepdims=True) + 1e-6),
             librosa.amplitude_to_db(rms + 1e-6) / 10.0]
-    vocals = stems.get("vocals")
-    v = au.to_mono(vocals)[0] if vocals is not None else None
+    v = vocals
     if v is not None:  # singing starting or stopping is a boundary too: weigh it in
-        v22 = au.resample(v[None, :], sample_rate, ANALYSIS_RATE)[0]
+        v22 = v.at_analysis_rate
         vrms = librosa.feature.rms(y=v22, hop_length=HOP)[:, : chroma.shape[1]]
         vdb = np.maximum(librosa.amplitude_to_db(vrms + 1e-6), VOCAL_FLOOR_DBFS) / 10.0
         rows.append(np.repeat(vdb - vdb.mean(), 4, axis=0))
@@ -175,7 +214,7 @@ def sections_from_beats(y: np.ndarray, beat_times: np.ndarray, downbeats: np.nda
     # Per-segment features, loudness and vocal activity, then labels.
     seg_feats, loud, sung_share = [], [], []
     if v is not None:  # 100 ms frames where the voice is within VOCAL_ACTIVE_DB of its loud level
-        vframes = 20.0 * np.log10(au.frame_rms(v[None, :], sample_rate, 0.1) + 1e-9)
+        vframes = 20.0 * np.log10(v.frame_rms + 1e-9)
         active = (vframes > VOCAL_FLOOR_DBFS) & (vframes > np.percentile(vframes, 95) - VOCAL_ACTIVE_DB)
     for a, b in zip(bounds[:-1], bounds[1:]):
         ia, ib = int(a * ANALYSIS_RATE / HOP), max(int(b * ANALYSIS_RATE / HOP), int(a * ANALYSIS_RATE / HOP) + 1)

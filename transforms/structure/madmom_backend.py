@@ -79,6 +79,7 @@ class MadmomStructure(DspStructure):
 
     stage = "structure"
     name = "madmom"
+    reads_mono = False  # its tracker reads the mix at MADMOM_RATE: the stage hands it whole arrays
     tempo_level_default = False  # measured: its own tempo is better than the check's on real songs
 
     def __init__(self, params):

@@ -18,7 +18,7 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.core import audio as au
-from transforms.core import shape, workdir
+from transforms.core import shape, stream, workdir
 from transforms.core import vad as vad_mod
 from transforms.core.activity import Region, active_regions, confirmed_regions
 from transforms.core.stage import StageFn, StageTransform
@@ -58,7 +58,11 @@ def structure_label(result: dict, duration: float, vocals: Optional[List[Region]
 
 def sung_regions(vocals: np.ndarray, sample_rate: int, vad=None) -> List[Region]:
     """Where the vocal stem sings: the energy gate's regions, confirmed by the VAD when there is one."""
-    mono = au.resample(au.to_mono(vocals), sample_rate, au.ASR_RATE)[0]
+    return sung_regions_16k(au.resample(au.to_mono(vocals), sample_rate, au.ASR_RATE)[0], vad)
+
+
+def sung_regions_16k(mono: np.ndarray, vad=None) -> List[Region]:
+    """:func:`sung_regions` of the vocal stem's mono mixdown at 16 kHz."""
     gated = active_regions(mono, au.ASR_RATE)
     return gated if vad is None else confirmed_regions(gated, vad_mod.vocal_regions(vad, mono))
 
@@ -71,6 +75,13 @@ class StructureFn(StageFn):
         self.vad = vad_mod.shared_vad() if self.config.get("vad", "silero") == "silero" else None
 
     def apply(self, song: Song) -> Song:
+        if getattr(self.backend, "reads_mono", False):  # dsp, beatnet: bounded memory, mono copies only
+            vocals_uri = song.audio.get("vocals")
+            result, duration = self.backend.analyze_files(song.audio["mix"], vocals_uri)
+            vocals = (sung_regions_16k(stream.read_audio(vocals_uri, au.ASR_RATE, mono=True).audio[0], self.vad)
+                      if vocals_uri else None)
+            song.set_label(self.stage, structure_label(result, duration, vocals), self.backend.provenance())
+            return song
         mix, sr = workdir.load_audio(song.audio["mix"])
         stems = {}
         for name in STEM_NAMES:

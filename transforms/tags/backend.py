@@ -16,6 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from schemas.records import Provenance
+from transforms.core.facts import ASR_RATE
 from transforms.core.stage import Backend
 
 VERSION = "1"
@@ -36,6 +37,9 @@ def folder_licence(folder: str) -> str:
 
 class TaggerBackend(Backend):
     stage = "tags"
+    # The rate at which tag() wants the mix and stems as mono [1, N] arrays (the stage then reads them
+    # block by block, never a whole 48 kHz stereo array); None: whole arrays at the mix's own rate.
+    input_rate: Optional[int] = None
 
     def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
             accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
@@ -48,6 +52,7 @@ class DspTagger(TaggerBackend):
     """No model: the stage's tags come from metadata and signal descriptors only."""
 
     name = "dsp"
+    input_rate = ASR_RATE  # it uses no audio; the stage's descriptors work at 16 kHz mono
 
     def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
             accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:

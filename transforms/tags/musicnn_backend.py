@@ -52,6 +52,7 @@ class MusicnnTags(TaggerBackend):
     """musicnn MTT + MSD taggers on the whole song; see the module docstring."""
 
     name = "musicnn"
+    input_rate = ASR_RATE  # the models' own rate: the stage hands it 16 kHz mono arrays
 
     def __init__(self, params):
         super().__init__(params)

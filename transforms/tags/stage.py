@@ -18,7 +18,8 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.core import audio as au
-from transforms.core import workdir
+from transforms.core import stream, workdir
+from transforms.core.activity import presence_from_rms
 from transforms.core.stage import StageFn, StageTransform
 from transforms.tags import descriptors, metadata
 from transforms.tags.descriptions import merge_tags, tags_label
@@ -38,20 +39,43 @@ def _optional(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
     return workdir.load_audio_at(uri, rate) if uri else None
 
 
+def _mono_at(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
+    """The work-dir audio ``name`` as its mono mixdown [1, N] at ``rate``, read block by block."""
+    uri = song.audio.get(name)
+    return stream.read_audio(uri, rate, mono=True).audio if uri else None
+
+
+def _presence_of_files(song: Song) -> float:
+    """``stem_presence`` of the work-dir vocal stem against the mix, from frame RMS read block by block."""
+    return presence_from_rms(stream.frame_rms(song.audio["vocals"])[0], stream.frame_rms(song.audio["mix"])[0])
+
+
 def tag_song(song: Song, backend) -> dict:
-    """``labels["tags"]`` of a song whose audio lies in the work dir. Raises ValueError without a mix."""
+    """``labels["tags"]`` of a song whose audio lies in the work dir. Raises ValueError without a mix.
+
+    A backend with an ``input_rate`` gets mono arrays at that rate, read block by block (the 16 kHz
+    taggers: bounded memory, the same samples as resampling the whole arrays); others get the whole
+    mix and stems at the mix's rate.
+    """
     if "mix" not in song.audio:
         raise ValueError("song has no decoded mix (audio['mix'])")
-    mix, sr = workdir.load_audio(song.audio["mix"])
+    rate = getattr(backend, "input_rate", None)
+    if rate:
+        mix, sr = _mono_at(song, "mix", rate), rate
+        vocals, accompaniment = _mono_at(song, "vocals", rate), _mono_at(song, "accompaniment", rate)
+    else:
+        mix, sr = workdir.load_audio(song.audio["mix"])
+        vocals, accompaniment = _optional(song, "vocals", sr), _optional(song, "accompaniment", sr)
     if mix.size == 0:
         raise ValueError("decoded mix is empty")
     mix16k = _optional(song, "mix16k", au.ASR_RATE)
     mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
-    vocals = _optional(song, "vocals", sr)
-    accompaniment = _optional(song, "accompaniment", sr)
     model = backend.tag(mix, sr, vocals, accompaniment=accompaniment)
     del accompaniment
-    presence = stem_presence(vocals, mix, sr) if vocals is not None else None
+    if vocals is None:
+        presence = None
+    else:
+        presence = _presence_of_files(song) if rate else stem_presence(vocals, mix, sr)
     vocal = decide_vocals(presence, song.labels.get("lyrics"), (model.get("vocal") or {}).get("score"))
     structure = song.labels.get("structure", {}) or {}
     src = song.source

@@ -154,6 +154,19 @@ def token_dtype(codebook_size: int) -> np.dtype:
     return smallest_int_dtype(max(codebook_size - 1, PAD_ID))
 
 
+def stereo(audio: np.ndarray) -> np.ndarray:
+    """float32 [2, N] of ``audio``: mono ([N] or [1, N]) repeated, more than two channels folded
+    to the average of the even and of the odd ones."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None, :]
+    if audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    if audio.shape[0] > 2:
+        return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)])
+    return audio
+
+
 def fit_streams(streams: dict, sample_rate: int = SAMPLE_RATE) -> dict:
     """Stereo float32 arrays capped at 360 s, each stem cut or zero-padded to the first stream's length.
 
@@ -162,14 +175,7 @@ def fit_streams(streams: dict, sample_rate: int = SAMPLE_RATE) -> dict:
     out = {}
     length = None
     for name, audio in streams.items():
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None, :]
-        if audio.shape[0] == 1:
-            audio = np.repeat(audio, 2, axis=0)
-        elif audio.shape[0] > 2:
-            audio = np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)])
-        audio = cap_audio(audio, sample_rate)
+        audio = cap_audio(stereo(audio), sample_rate)
         if length is None:
             length = audio.shape[-1]
         elif audio.shape[-1] != length:

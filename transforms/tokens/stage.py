@@ -25,7 +25,7 @@ from transforms.core import audio as au
 from transforms.core import workdir
 from transforms.core.config import StageConfig
 from transforms.core.stage import StageFn, StageTransform
-from transforms.tokens import frames
+from transforms.tokens import frames, streaming
 from transforms.tokens.kmeans import EMBEDDED_CODEBOOK
 
 log = logging.getLogger("songshard")
@@ -69,15 +69,27 @@ class TokensFn(StageFn):
 
     def apply(self, song: Song) -> Song:
         backend = self.backend
-        streams = load_streams(song)
-        num_samples = streams["mixed"].shape[-1]
-        total = frames.frames_for_samples(num_samples)
-        duration = num_samples / float(frames.SAMPLE_RATE)
-        start, end = frames.prompt_window(duration)
-        prompt_streams = {k: frames.clip(v, start, end) for k, v in streams.items()}
+        missing = [STREAMS[n] for n in STREAMS if STREAMS[n] not in song.audio]
+        if missing:
+            load_streams(song)  # raises, naming what the song lacks
+        length = streaming.fitted_length(song.audio["mix"])
         size = int(backend.codebook_size)
         dtype = frames.token_dtype(size)
-        tokens = self._stack(backend.encode_streams(streams), total, size, dtype)
+        if streaming.streams_in_windows(backend, length):  # a long song: window by window from the files
+            num_samples = length
+            ids = {name: streaming.encode_file(backend, song.audio[STREAMS[name]], length) for name in STREAMS}
+            start, end = frames.prompt_window(num_samples / float(frames.SAMPLE_RATE))
+            prompt_streams = {name: streaming.read_clip(song.audio[STREAMS[name]], length, start, end)
+                              for name in STREAMS}
+        else:
+            streams = load_streams(song)
+            num_samples = streams["mixed"].shape[-1]
+            start, end = frames.prompt_window(num_samples / float(frames.SAMPLE_RATE))
+            prompt_streams = {k: frames.clip(v, start, end) for k, v in streams.items()}
+            ids = backend.encode_streams(streams)
+            del streams
+        total = frames.frames_for_samples(num_samples)
+        tokens = self._stack(ids, total, size, dtype)
         prompt_total = frames.frames_for_samples(prompt_streams["mixed"].shape[-1])
         prompt = self._stack(backend.encode_streams(prompt_streams), prompt_total, size, dtype)
         song.tokens["tokens"] = tokens
