@@ -234,3 +234,20 @@ def test_long_song_tokens_read_windows_not_whole_arrays(tmp_path, monkeypatch):
     ids = {name: streaming.encode_file(codec, song.audio[key], length)
            for name, key in (("mixed", "mix"), ("vocal", "vocals"), ("accompaniment", "accompaniment"))}
     assert all(v.shape == (frames.frames_for_samples(length),) for v in ids.values())
+
+
+def test_pitch_descriptor_chunks_give_the_whole_song_values():
+    import librosa
+
+    from transforms.tags import descriptors as D
+
+    rng = np.random.default_rng(13)
+    t = np.arange(int(9.0 * D.PITCH_RATE)) / D.PITCH_RATE
+    mono = (0.3 * np.sin(2 * np.pi * (180 + 40 * np.sin(t)) * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    whole = librosa.yin(mono, fmin=D.F0_MIN, fmax=D.F0_MAX, sr=D.PITCH_RATE, frame_length=D.PITCH_FRAME,
+                        hop_length=D.PITCH_HOP, center=True)
+    assert np.array_equal(D.yin_chunked(mono, chunk=37), whole)
+    frames = librosa.util.frame(np.pad(mono, (D.PITCH_FRAME // 2, D.PITCH_FRAME // 2)),
+                                frame_length=D.PITCH_FRAME, hop_length=D.PITCH_HOP)
+    expect = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=0))
+    assert np.array_equal(D.frame_rms_of(frames, chunk=41), expect)

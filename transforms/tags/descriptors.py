@@ -77,6 +77,34 @@ def periodicity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
     return out
 
 
+FRAME_CHUNK = 2000  # frames (40 s) per step of the per-frame maths: bounded memory, the same values
+
+
+def frame_rms_of(frames: np.ndarray, chunk: int = FRAME_CHUNK) -> np.ndarray:
+    """RMS (float64) of each column of ``frames``, ``chunk`` columns at a time (each column's sum runs
+    over its rows in the same order whatever the chunk, so the values equal one whole-array pass)."""
+    out = np.empty(frames.shape[1], dtype=np.float64)
+    for a in range(0, frames.shape[1], chunk):
+        out[a:a + chunk] = np.sqrt(np.mean(frames[:, a:a + chunk].astype(np.float64) ** 2, axis=0))
+    return out
+
+
+def yin_chunked(mono: np.ndarray, chunk: int = FRAME_CHUNK) -> np.ndarray:
+    """``librosa.yin`` (centred, zero-padded) of the 16 kHz mono signal, ``chunk`` frames at a time:
+    each frame sees the same samples, and YIN's maths is per frame."""
+    import librosa
+
+    padded = np.pad(mono, (PITCH_FRAME // 2, PITCH_FRAME // 2))
+    count = 1 + (padded.size - PITCH_FRAME) // PITCH_HOP
+    parts = []
+    for a in range(0, count, chunk):
+        b = min(count, a + chunk)
+        seg = padded[a * PITCH_HOP:(b - 1) * PITCH_HOP + PITCH_FRAME]
+        parts.append(librosa.yin(seg, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_RATE, frame_length=PITCH_FRAME,
+                                 hop_length=PITCH_HOP, center=False))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def vocal_pitch(vocals: np.ndarray, sample_rate: int, mix: Optional[np.ndarray] = None) -> np.ndarray:
     """f0 (Hz) of the confidently voiced 20 ms frames of a vocal stem (possibly empty).
 
@@ -96,24 +124,23 @@ def vocal_pitch(vocals: np.ndarray, sample_rate: int, mix: Optional[np.ndarray] 
         return np.zeros(0)
     frames = librosa.util.frame(np.pad(mono, (PITCH_FRAME // 2, PITCH_FRAME // 2)),
                                 frame_length=PITCH_FRAME, hop_length=PITCH_HOP)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=0))
+    rms = frame_rms_of(frames)
     if not np.any(rms > 0):
         return np.zeros(0)
     loud = (rms > 10 ** (-50 / 20)) & (rms >= np.percentile(rms, 95) * 10 ** (-25 / 20))
     if mix is not None:
         m = resample(_mono(mix)[None, :], sample_rate, PITCH_RATE)[0] if sample_rate != PITCH_RATE else _mono(mix)
         m = np.pad(m[:mono.size], (PITCH_FRAME // 2, PITCH_FRAME // 2 + max(0, mono.size - m.size)))
-        mix_rms = np.sqrt(np.mean(librosa.util.frame(m, frame_length=PITCH_FRAME, hop_length=PITCH_HOP)
-                                  .astype(np.float64) ** 2, axis=0))[:rms.size]
+        mix_rms = frame_rms_of(librosa.util.frame(m, frame_length=PITCH_FRAME, hop_length=PITCH_HOP))[:rms.size]
         loud &= rms >= mix_rms * 10 ** (VOCAL_DOMINANT_DB / 20)
     if not loud.any():
         return np.zeros(0)
-    f0 = librosa.yin(mono, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_RATE, frame_length=PITCH_FRAME,
-                     hop_length=PITCH_HOP, center=True)
+    f0 = yin_chunked(mono)
     n = min(f0.size, frames.shape[1])
     f0, frames, loud = f0[:n], frames[:, :n], loud[:n]
     idx = np.flatnonzero(loud)
-    per = periodicity(frames[:, idx].astype(np.float64), np.round(PITCH_RATE / f0[idx]))
+    per = np.concatenate([periodicity(frames[:, part].astype(np.float64), np.round(PITCH_RATE / f0[part]))
+                          for part in np.array_split(idx, max(1, -(-idx.size // FRAME_CHUNK)))])
     return f0[idx][per >= MIN_PERIODICITY]
 
 
