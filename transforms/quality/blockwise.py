@@ -12,6 +12,7 @@ Welch segments, 100 ms frames, clipping plateaus) keeps the samples a window nee
 from __future__ import annotations
 
 import math
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -83,7 +84,8 @@ class Loudness:
                     np.square(self.buf[c, max(0, lo - self.start):max(0, hi - self.start)]))
             self.next += 1
         gains = CHANNEL_GAINS[:self.channels]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # silence: no block passes the gates
             block_lufs = [-0.691 + 10.0 * np.log10(np.sum([g * self.energy[c, j] for c, g in enumerate(gains)]))
                           for j in range(len(self.bounds))]
             above = [j for j, v in enumerate(block_lufs) if v >= ABSOLUTE_GATE]

@@ -329,44 +329,6 @@ def measure_quality(mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarr
     return out
 
 
-def measure_quality_files(mix_uri: str, vocals_uri: Optional[str] = None, accompaniment_uri: Optional[str] = None,
-                          source: Optional[dict] = None, sections: Sequence[dict] = ()) -> dict:
-    """:func:`measure_quality` of work-dir files, read block by block: memory for a block and the
-    stem-overlap window (120 s of two mono stems), whatever the song's length. The same measures as
-    over the whole arrays, up to float rounding in sums."""
-    from transforms.core import stream
-
-    def blocks(uri: str):
-        def read():
-            with stream.open_reader(uri) as reader:
-                yield from reader.blocks(int(stream.BLOCK_SECONDS * reader.sample_rate))
-        return read
-
-    with stream.open_reader(mix_uri) as reader:
-        sample_rate, channels, total = reader.sample_rate, reader.channels, reader.num_samples
-    if total == 0:
-        raise ValueError("decoded mix is empty")
-    out = _mix_measures(blocks(mix_uri), sample_rate, channels, total)
-    _source_fields(out, sample_rate, source)
-    out.update({"vocal_leakage_db": None, "stem_overlap": None})
-    if vocals_uri is None:
-        return out
-    with stream.open_reader(vocals_uri) as reader:
-        if reader.sample_rate != sample_rate:
-            raise ValueError(f"vocal stem at {reader.sample_rate} Hz, the mix at {sample_rate} Hz")
-        energy = bw.SectionEnergy(section_spans(sections, sample_rate, reader.num_samples))
-        for block in reader.blocks(int(stream.BLOCK_SECONDS * sample_rate)):
-            energy.add(block.mean(axis=0))
-    out["vocal_leakage_db"] = leakage_from_energy(energy.energy, sample_rate)
-    if accompaniment_uri is not None:
-        n = min(stream.num_samples(vocals_uri), stream.num_samples(accompaniment_uri))
-        start, keep = overlap_window(n, sample_rate)
-        v = stream.read_span(vocals_uri, start, min(keep, n - start), mono=True)[0]
-        a = stream.read_span(accompaniment_uri, start, min(keep, n - start), mono=True)[0]
-        out["stem_overlap"] = overlap_score(v, a)
-    return out
-
-
 def ramp(x: float, zero_at: float, one_at: float) -> float:
     """Linear 0..1 between ``zero_at`` and ``one_at`` (either order), clipped."""
     if zero_at == one_at:

@@ -18,7 +18,7 @@ from transforms.core import audio as au
 from transforms.core import stream
 from transforms.core.stage import BackendUnavailable, StageFn, StageTransform, _Holder
 from transforms.core.tiers import parse_thresholds
-from transforms.quality import measures
+from transforms.quality import files, measures
 from transforms.quality.scorer import AestheticScorer, quality_provenance
 
 STAGE = "quality"
@@ -32,8 +32,8 @@ def measure_song(song: Song, thresholds, scorer=None) -> dict:
     source = {"sample_rate": src.sample_rate, "codec": src.codec, "channels": src.channels} if src else {}
     sections = song.label("structure", "sections", []) or []
     # read block by block: a block of memory, never the whole mix and stems at 48 kHz
-    found = measures.measure_quality_files(song.audio["mix"], song.audio.get("vocals"),
-                                           song.audio.get("accompaniment"), source, sections)
+    found = files.measure_quality_files(song.audio["mix"], song.audio.get("vocals"),
+                                        song.audio.get("accompaniment"), source, sections)
     vocal = song.label("tags", "vocals", {}) or {}
     found["pure_music"] = vocal.get("present") is False
     found["pure_music_evidence"] = list(vocal.get("evidence", []))
