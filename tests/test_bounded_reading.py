@@ -1,7 +1,7 @@
 """Stages read work-dir audio block by block (issue: bounded memory), and get the same figures as
 from whole arrays.
 
-- ``stream.read_audio`` / ``frame_rms`` / ``read_span`` equal what the whole-array helpers give;
+- ``reading.read_audio`` / ``frame_rms`` / ``read_span`` equal what the whole-array helpers give;
 - the quality accumulators fed in odd-sized blocks equal the whole-array measures (and pyloudnorm);
 - the tokens stage's window-by-window encoder equals ``backend.encode`` on the whole fitted stream;
 - structure (dsp), lyrics, tags (musicnn) and quality never call ``workdir.load_audio`` on a song,
@@ -15,7 +15,7 @@ import pytest
 
 from schemas.records import Song
 from transforms.core import audio as au
-from transforms.core import stream, workdir
+from transforms.core import reading, stream, workdir
 from transforms.quality import blockwise as bw
 from transforms.quality import measures as Q
 
@@ -44,7 +44,7 @@ def _save(tmp_path, name: str, audio: np.ndarray, fmt: str) -> str:
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(stream, "BLOCK_SECONDS", 1.37)  # odd sizes: windows and frames span blocks
+    monkeypatch.setattr(reading, "BLOCK_SECONDS", 1.37)  # odd sizes: windows and frames span blocks
 
 
 @pytest.mark.parametrize("rate", [16000, 22050, 48000])
@@ -53,7 +53,7 @@ def test_read_audio_equals_resampling_the_whole_array(tmp_path, fmt, rate, mono)
     uri = _save(tmp_path, "mix", _song_audio(7.3), fmt)
     whole, sr = workdir.load_audio(uri)
     expect = au.resample(au.to_mono(whole) if mono else whole, sr, rate)
-    got = stream.read_audio(uri, rate, mono=mono, block_seconds=1.37)
+    got = reading.read_audio(uri, rate, mono=mono, block_seconds=1.37)
     assert got.sample_rate == rate and got.seconds == pytest.approx(whole.shape[1] / SR)
     assert got.audio.dtype == np.float32 and got.audio.shape == expect.shape
     assert np.array_equal(got.audio, expect)
@@ -62,12 +62,25 @@ def test_read_audio_equals_resampling_the_whole_array(tmp_path, fmt, rate, mono)
 def test_frame_rms_and_spans_equal_the_whole_array(tmp_path, fmt):
     uri = _save(tmp_path, "mix", _song_audio(6.05), fmt)
     whole, sr = workdir.load_audio(uri)
-    rms, rate = stream.frame_rms(uri, 0.1, block_frames=7)
+    rms, rate = reading.frame_rms(uri, 0.1, block_frames=7)
     assert rate == sr and np.array_equal(rms, au.frame_rms(whole, sr, 0.1))
-    span = stream.read_span(uri, 100_003, 77_777, block_seconds=0.9)
+    span = reading.read_span(uri, 100_003, 77_777, block_seconds=0.9)
     assert np.array_equal(span, whole[:, 100_003:100_003 + 77_777])
-    tail = stream.read_span(uri, whole.shape[1] - 10, 50, mono=True)
+    tail = reading.read_span(uri, whole.shape[1] - 10, 50, mono=True)
     assert np.array_equal(tail, au.to_mono(whole)[:, -10:])
+
+
+def test_views_come_from_one_pass_and_equal_single_reads(tmp_path, fmt, monkeypatch):
+    uri = _save(tmp_path, "vocals", _song_audio(5.3), fmt)
+    single = {rate: reading.read_audio(uri, rate, mono=True).audio[0] for rate in (22050, 16000)}
+    rms = reading.frame_rms(uri, 0.1)[0]
+    opened = []
+    real_open = stream.open_reader
+    monkeypatch.setattr(reading, "open_reader", lambda u: opened.append(u) or real_open(u))
+    views = reading.read_views(uri, (22050, 16000), 0.1, block_seconds=0.77)
+    assert opened == [uri] and views.sample_rate == SR and views.seconds == pytest.approx(5.3, abs=1e-4)
+    assert all(np.array_equal(views.mono[r], single[r]) for r in single)
+    assert np.array_equal(views.frame_rms, rms)
 
 
 def test_loudness_accumulator_matches_pyloudnorm_in_blocks():
@@ -172,7 +185,8 @@ def test_dsp_structure_from_files_equals_from_arrays(tmp_path, fmt):
     backend = DspStructure({})
     backend.load()
     expect = backend.analyze(workdir.load_audio(uris[0])[0], SR, {"vocals": workdir.load_audio(uris[1])[0]})
-    got, seconds = backend.analyze_files(*uris)
+    views = reading.read_views(uris[1], (22050, 16000), 0.1, block_seconds=1.37)
+    got, seconds = backend.analyze_files(uris[0], views)
     assert seconds == pytest.approx(40.0) and got == expect
 
 
@@ -202,7 +216,8 @@ def test_stages_read_blocks_not_whole_arrays(tmp_path, monkeypatch):
     for backend in (DspStructure({}), BeatNetStructure({})):
         assert backend.reads_mono
         backend.load()
-        result, seconds = backend.analyze_files(song.audio["mix"], song.audio["vocals"])
+        views = reading.read_views(song.audio["vocals"], (22050, 16000), 0.1)
+        result, seconds = backend.analyze_files(song.audio["mix"], views)
         assert result["sections"] and seconds == pytest.approx(20.0)
     tagger = MusicnnTags({})
     tagger.load()
@@ -245,7 +260,8 @@ def test_pitch_descriptor_chunks_give_the_whole_song_values():
 
     rng = np.random.default_rng(13)
     t = np.arange(int(9.0 * D.PITCH_RATE)) / D.PITCH_RATE
-    mono = (0.3 * np.sin(2 * np.pi * (180 + 40 * np.sin(t)) * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    voice = 0.3 * np.sin(2 * np.pi * (180 + 40 * np.sin(t)) * t)
+    mono = (voice + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
     whole = librosa.yin(mono, fmin=D.F0_MIN, fmax=D.F0_MAX, sr=D.PITCH_RATE, frame_length=D.PITCH_FRAME,
                         hop_length=D.PITCH_HOP, center=True)
     assert np.array_equal(D.yin_chunked(mono, chunk=37), whole)

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from typing import Iterator, NamedTuple, Optional, Tuple, Union
+from typing import Iterator, Union
 
 import numpy as np
 import soundfile as sf
@@ -28,7 +28,6 @@ from apache_beam.io.filesystems import FileSystems
 from transforms.core import workdir
 
 _READ_BYTES = 1 << 20
-BLOCK_SECONDS = 20.0  # read_audio's block: 7.7 MB of 48 kHz stereo float32
 
 
 def _skip(stream, nbytes: int) -> None:
@@ -46,7 +45,20 @@ def _read_exact(stream, nbytes: int) -> bytes:
     return data
 
 
-class AudioReader:
+class _Reader:
+    """What both readers share: ``with reader: ...`` closes it."""
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AudioReader(_Reader):
     """Reads a work-dir audio file in blocks: ``with AudioReader(uri) as r: for b in r.blocks(n)``.
 
     Attributes: ``sample_rate``, ``channels``, ``num_samples``. Blocks are float32
@@ -95,12 +107,6 @@ class AudioReader:
             h.close()
         self._zip.close()
         self._file.close()
-
-    def __enter__(self) -> "AudioReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _BlockWriter:
@@ -172,7 +178,7 @@ def _is_local(uri: str) -> bool:
     return "://" not in uri
 
 
-class FlacReader:
+class FlacReader(_Reader):
     """Reads a work-dir FLAC file in blocks; the same interface as :class:`AudioReader`."""
 
     def __init__(self, uri: str):
@@ -190,12 +196,6 @@ class FlacReader:
     def close(self) -> None:
         self._sf.close()
         self._file.close()
-
-    def __enter__(self) -> "FlacReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class FlacWriter(_BlockWriter):
@@ -249,92 +249,3 @@ def open_writer(uri: str, channels: int, num_samples: int, sample_rate: int,
     if workdir.check_format(fmt) == "npz":
         return AudioWriter(uri, channels, num_samples, sample_rate)
     return FlacWriter(uri, channels, num_samples, sample_rate, fmt)
-
-
-class Loaded(NamedTuple):
-    """A work-dir array read by :func:`read_audio`: float32 [channels, samples] at ``sample_rate``, and
-    the length in seconds of the file it came from (before any resampling)."""
-
-    audio: np.ndarray
-    sample_rate: int
-    seconds: float
-
-
-def read_audio(uri: str, rate: Optional[int] = None, mono: bool = False,
-               block_seconds: float = BLOCK_SECONDS) -> Loaded:
-    """A work-dir audio file read block by block, optionally mixed down to mono and resampled to ``rate``.
-
-    Holds one block of the file's rate at a time besides the result, so the peak is the result's size
-    (plus a block), not the file's bytes plus a full-rate copy as ``workdir.load_audio`` needs. The
-    samples equal ``audio.resample(audio.to_mono(load_audio(uri)[0]), sr, rate)`` exactly (soxr's stream
-    resampler gives the one-shot resampler's output; the mixdown is per sample).
-    """
-    with open_reader(uri) as reader:
-        sr, channels, total = reader.sample_rate, reader.channels, reader.num_samples
-        out_channels = 1 if mono else channels
-        block = max(1, int(block_seconds * sr))
-        rate = int(rate or sr)
-        if rate == sr:
-            out = np.empty((out_channels, total), dtype=np.float32)
-            at = 0
-            for b in reader.blocks(block):
-                out[:, at:at + b.shape[1]] = b.mean(axis=0, keepdims=True) if mono else b
-                at += b.shape[1]
-            return Loaded(out[:, :at], sr, total / float(sr))
-        import soxr
-
-        resampler = soxr.ResampleStream(sr, rate, out_channels, dtype="float32", quality="HQ")
-        pieces, left = [], total
-        for b in reader.blocks(block):
-            left -= b.shape[1]
-            x = b.mean(axis=0, keepdims=True) if mono else b
-            pieces.append(resampler.resample_chunk(np.ascontiguousarray(x.T), last=left <= 0))
-        if left > 0 or not pieces:  # an empty file, or one that ended early: flush the resampler
-            pieces.append(resampler.resample_chunk(np.zeros((0, out_channels), dtype=np.float32), last=True))
-        out = np.concatenate(pieces, axis=0).reshape(-1, out_channels).T
-        return Loaded(np.ascontiguousarray(out, dtype=np.float32), rate, total / float(sr))
-
-
-def frame_rms(uri: str, hop_s: float = 0.1, block_frames: int = 200) -> Tuple[np.ndarray, int]:
-    """(``audio.frame_rms`` of the file's mono mixdown, the file's sample rate), read block by block.
-
-    Blocks hold whole frames, so each frame's RMS is computed from the same samples in the same
-    order as over the whole array: the values are identical.
-    """
-    from transforms.core.audio import frame_rms as rms_of
-
-    with open_reader(uri) as reader:
-        sr = reader.sample_rate
-        hop = max(1, int(round(hop_s * sr)))
-        out, carry = [], np.zeros((reader.channels, 0), dtype=np.float32)
-        for b in reader.blocks(hop * block_frames):
-            b = np.concatenate([carry, b], axis=1) if carry.shape[1] else b
-            whole = (b.shape[1] // hop) * hop
-            if whole:
-                out.append(rms_of(b[:, :whole], sr, hop_s))
-            carry = b[:, whole:]
-        return (np.concatenate(out) if out else np.zeros(0, dtype=np.float32)), sr
-
-
-def num_samples(uri: str) -> int:
-    """Samples per channel of a work-dir audio file (from its header)."""
-    with open_reader(uri) as reader:
-        return int(reader.num_samples)
-
-
-def read_span(uri: str, start: int, count: int, mono: bool = False,
-              block_seconds: float = BLOCK_SECONDS) -> np.ndarray:
-    """Samples ``start`` .. ``start + count`` of a work-dir audio file (fewer at its end), float32
-    [channels, n] or its mono mixdown [1, n]; the blocks before ``start`` are read and dropped."""
-    with open_reader(uri) as reader:
-        out = np.empty((1 if mono else reader.channels, max(0, min(count, reader.num_samples - start))), np.float32)
-        at = 0
-        for block in reader.blocks(max(1, int(block_seconds * reader.sample_rate))):
-            lo, hi = max(start, at), min(start + out.shape[1], at + block.shape[1])
-            if hi > lo:
-                part = block[:, lo - at:hi - at]
-                out[:, lo - start:hi - start] = part.mean(axis=0, keepdims=True) if mono else part
-            at += block.shape[1]
-            if at >= start + out.shape[1]:
-                break
-        return out

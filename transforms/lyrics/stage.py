@@ -24,7 +24,7 @@ from transforms.core import audio as au
 from transforms.core import shape
 from transforms.core.activity import stem_presence
 from transforms.core.sections import with_tags
-from transforms.core import stream, workdir
+from transforms.core import reading, workdir
 from transforms.core.stage import StageFn, StageTransform
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
@@ -205,7 +205,7 @@ class TranscribeFn(StageFn):
         else:
             raise ValueError("lyrics: the song has neither audio['vocals'] nor audio['mix16k']")
         # the 16 kHz mono mixdown, read block by block: never the whole 48 kHz stereo stem at once
-        mono = stream.read_audio(song.audio[source], au.ASR_RATE, mono=True).audio[0]
+        mono = reading.read_audio(song.audio[source], au.ASR_RATE, mono=True).audio[0]
         duration = song.duration or mono.shape[0] / float(au.ASR_RATE)
         gate = guards.GateConfig(rel_db=float(self.config.get("gate_db", guards.GateConfig.rel_db)))
         vad_regions = vad_mod.vocal_regions(self.vad, mono, self.vad_config) if self.vad is not None else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from transforms.core import stream
+from transforms.core import reading, stream
 from transforms.quality import blockwise as bw
 from transforms.quality.measures import (_mix_measures, _source_fields, leakage_from_energy, overlap_score,
                                          overlap_window, section_spans)
@@ -16,7 +16,7 @@ def _blocks(uri: str):
     """A callable that reads ``uri`` block by block each time it is called (the mix is read twice)."""
     def read():
         with stream.open_reader(uri) as reader:
-            yield from reader.blocks(int(stream.BLOCK_SECONDS * reader.sample_rate))
+            yield from reader.blocks(int(reading.BLOCK_SECONDS * reader.sample_rate))
     return read
 
 
@@ -38,13 +38,13 @@ def measure_quality_files(mix_uri: str, vocals_uri: Optional[str] = None, accomp
         if reader.sample_rate != sample_rate:
             raise ValueError(f"vocal stem at {reader.sample_rate} Hz, the mix at {sample_rate} Hz")
         energy = bw.SectionEnergy(section_spans(sections, sample_rate, reader.num_samples))
-        for block in reader.blocks(int(stream.BLOCK_SECONDS * sample_rate)):
+        for block in reader.blocks(int(reading.BLOCK_SECONDS * sample_rate)):
             energy.add(block.mean(axis=0))
     out["vocal_leakage_db"] = leakage_from_energy(energy.energy, sample_rate)
     if accompaniment_uri is not None:
-        n = min(stream.num_samples(vocals_uri), stream.num_samples(accompaniment_uri))
+        n = min(reading.num_samples(vocals_uri), reading.num_samples(accompaniment_uri))
         start, keep = overlap_window(n, sample_rate)
-        v = stream.read_span(vocals_uri, start, min(keep, n - start), mono=True)[0]
-        a = stream.read_span(accompaniment_uri, start, min(keep, n - start), mono=True)[0]
+        v = reading.read_span(vocals_uri, start, min(keep, n - start), mono=True)[0]
+        a = reading.read_span(accompaniment_uri, start, min(keep, n - start), mono=True)[0]
         out["stem_overlap"] = overlap_score(v, a)
     return out

@@ -247,7 +247,9 @@ def leakage_from_energy(energy: dict, sample_rate: int, min_seconds: float = 2.0
     vocal, inst = energy.get("vocal", [0.0, 0]), energy.get("instrumental", [0.0, 0])
     if min(vocal[1], inst[1]) < min_seconds * sample_rate or vocal[0] <= 0:
         return None
-    return round(max(_db(inst[0] / inst[1], floor=-120.0), -120.0) - max(_db(vocal[0] / vocal[1], floor=-120.0), -120.0), 2)
+    inst_db = max(_db(inst[0] / inst[1], floor=-120.0), -120.0)
+    sung_db = max(_db(vocal[0] / vocal[1], floor=-120.0), -120.0)
+    return round(inst_db - sung_db, 2)
 
 
 def section_leakage_db(vocals: np.ndarray, sample_rate: int, sections: Sequence[dict],

@@ -15,7 +15,7 @@ import os
 
 from schemas.records import Provenance, Song
 from transforms.core import audio as au
-from transforms.core import stream
+from transforms.core import reading
 from transforms.core.stage import BackendUnavailable, StageFn, StageTransform, _Holder
 from transforms.core.tiers import parse_thresholds
 from transforms.quality import files, measures
@@ -39,7 +39,7 @@ def measure_song(song: Song, thresholds, scorer=None) -> dict:
     found["pure_music_evidence"] = list(vocal.get("evidence", []))
     learned = None
     if scorer is not None:
-        learned = scorer.score(stream.read_audio(song.audio["mix"], au.ASR_RATE, mono=True).audio[0], au.ASR_RATE)
+        learned = scorer.score(reading.read_audio(song.audio["mix"], au.ASR_RATE, mono=True).audio[0], au.ASR_RATE)
     return measures.quality_label(found, thresholds, learned)
 
 

@@ -51,12 +51,10 @@ def vocal_view(vocals: np.ndarray, sample_rate: int) -> VocalView:
     return VocalView(au.resample(v, sample_rate, ANALYSIS_RATE)[0], au.frame_rms(v, sample_rate, 0.1))
 
 
-def vocal_view_of_file(uri: str) -> VocalView:
-    """The :class:`VocalView` of a work-dir vocal stem, read block by block (the same values as
-    :func:`vocal_view` of the whole array)."""
-    from transforms.core import stream
-
-    return VocalView(stream.read_audio(uri, ANALYSIS_RATE, mono=True).audio[0], stream.frame_rms(uri, 0.1)[0])
+def vocal_view_of(views) -> VocalView:
+    """The :class:`VocalView` of a vocal stem from ``reading.read_views(uri, (ANALYSIS_RATE, ...), 0.1)``
+    (the same values as :func:`vocal_view` of the whole array)."""
+    return VocalView(views.mono[ANALYSIS_RATE], views.frame_rms)
 
 
 def _beat_phase(strength: np.ndarray, meter: int) -> tuple:
@@ -116,13 +114,14 @@ class DspStructure(Backend):
         y = au.resample(au.to_mono(mix), sample_rate, ANALYSIS_RATE)[0]
         return self.analyze_mono(y, None if vocals is None else vocal_view(vocals, sample_rate), mix, sample_rate)
 
-    def analyze_files(self, mix_uri: str, vocals_uri: Optional[str] = None) -> Tuple[dict, float]:
-        """(structure result, the mix's seconds) of work-dir files, in memory bounded by the mono
-        ANALYSIS_RATE copies (a sixth of the 48 kHz stereo mix): the same result as :meth:`analyze`."""
-        from transforms.core import stream
+    def analyze_files(self, mix_uri: str, vocals=None) -> Tuple[dict, float]:
+        """(structure result, the mix's seconds) of a work-dir mix, in memory bounded by its mono
+        ANALYSIS_RATE copy (a sixth of the 48 kHz stereo mix): the same result as :meth:`analyze`.
+        ``vocals``: the vocal stem's ``reading.read_views`` (with ANALYSIS_RATE and 0.1 s frames), or None."""
+        from transforms.core import reading
 
-        mix = stream.read_audio(mix_uri, ANALYSIS_RATE, mono=True)
-        view = vocal_view_of_file(vocals_uri) if vocals_uri else None
+        mix = reading.read_audio(mix_uri, ANALYSIS_RATE, mono=True)
+        view = vocal_view_of(vocals) if vocals is not None else None
         return self.analyze_mono(mix.audio[0], view, mix.audio, ANALYSIS_RATE), mix.seconds
 
     def analyze_mono(self, y: np.ndarray, vocals: Optional[VocalView], mix: np.ndarray, sample_rate: int) -> dict:

@@ -18,11 +18,12 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.core import audio as au
-from transforms.core import shape, stream, workdir
+from transforms.core import reading, shape, workdir
 from transforms.core import vad as vad_mod
 from transforms.core.activity import Region, active_regions, confirmed_regions
 from transforms.core.stage import StageFn, StageTransform
 from transforms.structure import sections as sec
+from transforms.structure.dsp import ANALYSIS_RATE
 
 STAGE = "structure"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
@@ -76,10 +77,10 @@ class StructureFn(StageFn):
 
     def apply(self, song: Song) -> Song:
         if getattr(self.backend, "reads_mono", False):  # dsp, beatnet: bounded memory, mono copies only
-            vocals_uri = song.audio.get("vocals")
-            result, duration = self.backend.analyze_files(song.audio["mix"], vocals_uri)
-            vocals = (sung_regions_16k(stream.read_audio(vocals_uri, au.ASR_RATE, mono=True).audio[0], self.vad)
-                      if vocals_uri else None)
+            views = (reading.read_views(song.audio["vocals"], (ANALYSIS_RATE, au.ASR_RATE), 0.1)
+                     if "vocals" in song.audio else None)  # the stem read once for all three views
+            result, duration = self.backend.analyze_files(song.audio["mix"], views)
+            vocals = sung_regions_16k(views.mono[au.ASR_RATE], self.vad) if views is not None else None
             song.set_label(self.stage, structure_label(result, duration, vocals), self.backend.provenance())
             return song
         mix, sr = workdir.load_audio(song.audio["mix"])

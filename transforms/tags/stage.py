@@ -18,7 +18,7 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.core import audio as au
-from transforms.core import stream, workdir
+from transforms.core import reading, workdir
 from transforms.core.activity import presence_from_rms
 from transforms.core.stage import StageFn, StageTransform
 from transforms.tags import descriptors, metadata
@@ -42,12 +42,7 @@ def _optional(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
 def _mono_at(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
     """The work-dir audio ``name`` as its mono mixdown [1, N] at ``rate``, read block by block."""
     uri = song.audio.get(name)
-    return stream.read_audio(uri, rate, mono=True).audio if uri else None
-
-
-def _presence_of_files(song: Song) -> float:
-    """``stem_presence`` of the work-dir vocal stem against the mix, from frame RMS read block by block."""
-    return presence_from_rms(stream.frame_rms(song.audio["vocals"])[0], stream.frame_rms(song.audio["mix"])[0])
+    return reading.read_audio(uri, rate, mono=True).audio if uri else None
 
 
 def tag_song(song: Song, backend) -> dict:
@@ -60,22 +55,26 @@ def tag_song(song: Song, backend) -> dict:
     if "mix" not in song.audio:
         raise ValueError("song has no decoded mix (audio['mix'])")
     rate = getattr(backend, "input_rate", None)
-    if rate:
-        mix, sr = _mono_at(song, "mix", rate), rate
-        vocals, accompaniment = _mono_at(song, "vocals", rate), _mono_at(song, "accompaniment", rate)
+    presence = None
+    if rate:  # each file read once: its mono copy and, for the vocal presence, its 100 ms frame RMS
+        has_vocals = "vocals" in song.audio
+        mix_views = reading.read_views(song.audio["mix"], (rate,), 0.1 if has_vocals else None)
+        mix, sr = mix_views.mono[rate][None, :], rate
+        vocals, accompaniment = None, _mono_at(song, "accompaniment", rate)
+        if has_vocals:
+            vocal_views = reading.read_views(song.audio["vocals"], (rate,), 0.1)
+            vocals = vocal_views.mono[rate][None, :]
+            presence = presence_from_rms(vocal_views.frame_rms, mix_views.frame_rms)
     else:
         mix, sr = workdir.load_audio(song.audio["mix"])
         vocals, accompaniment = _optional(song, "vocals", sr), _optional(song, "accompaniment", sr)
+        presence = stem_presence(vocals, mix, sr) if vocals is not None else None
     if mix.size == 0:
         raise ValueError("decoded mix is empty")
     mix16k = _optional(song, "mix16k", au.ASR_RATE)
     mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
     model = backend.tag(mix, sr, vocals, accompaniment=accompaniment)
     del accompaniment
-    if vocals is None:
-        presence = None
-    else:
-        presence = _presence_of_files(song) if rate else stem_presence(vocals, mix, sr)
     vocal = decide_vocals(presence, song.labels.get("lyrics"), (model.get("vocal") or {}).get("score"))
     structure = song.labels.get("structure", {}) or {}
     src = song.source

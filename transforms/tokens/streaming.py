@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from transforms.core import stream
+from transforms.core import reading, stream
 from transforms.tokens import frames
 
 HEAD_WINDOWS = 2  # the tiled windows read at most this many windows of the stream's start
@@ -23,7 +23,7 @@ HEAD_WINDOWS = 2  # the tiled windows read at most this many windows of the stre
 
 def fitted_length(mix_uri: str) -> int:
     """Samples of the fitted streams: the mix's, capped at 360 s."""
-    return min(stream.num_samples(mix_uri), int(round(frames.MAX_SECONDS * frames.SAMPLE_RATE)))
+    return min(reading.num_samples(mix_uri), int(round(frames.MAX_SECONDS * frames.SAMPLE_RATE)))
 
 
 def streams_in_windows(backend, length: int) -> bool:
@@ -35,7 +35,7 @@ def streams_in_windows(backend, length: int) -> bool:
             and length > HEAD_WINDOWS * frames.WINDOW_SAMPLES)
 
 
-def fitted_blocks(uri: str, length: int, block_seconds: float = stream.BLOCK_SECONDS) -> Iterator[np.ndarray]:
+def fitted_blocks(uri: str, length: int, block_seconds: float = reading.BLOCK_SECONDS) -> Iterator[np.ndarray]:
     """[2, n] float32 blocks of the work-dir file at ``uri`` as ``frames.fit_streams`` fits it: its first
     ``length`` samples, zero-padded past its end. Raises ValueError unless it is at 48 kHz."""
     at = 0
@@ -109,7 +109,7 @@ def read_clip(uri: str, length: int, start: float, end: float) -> np.ndarray:
     """``frames.clip`` of the fitted stream of ``uri`` (``length`` samples), read from the file alone."""
     a = int(round(start * frames.SAMPLE_RATE))
     b = min(length, int(round(end * frames.SAMPLE_RATE)))
-    part = frames.stereo(stream.read_span(uri, a, max(0, b - a)))
+    part = frames.stereo(reading.read_span(uri, a, max(0, b - a)))
     if part.shape[1] < b - a:  # a stem shorter than the mix: zero-padded, as fit_streams pads it
         part = np.pad(part, ((0, 0), (0, b - a - part.shape[1])))
     return part
