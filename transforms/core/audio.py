@@ -67,3 +67,23 @@ def frame_rms(audio: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> np.nda
         return np.zeros(0, dtype=np.float32)
     frames = mono[: n * hop].reshape(n, hop)
     return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).astype(np.float32)
+
+
+class FrameRms:
+    """:func:`frame_rms` of [C, n] blocks fed in order (the mono mixdown's RMS per ``hop_s`` frame);
+    frames that span blocks wait for their end, so the values equal one whole-array call."""
+
+    def __init__(self, sr: int, hop_s: float = 0.1):
+        self.sr, self.hop_s = sr, hop_s
+        self.hop = max(1, int(round(hop_s * sr)))
+        self.carry, self.parts = None, []
+
+    def add(self, block: np.ndarray, last: bool = False) -> None:
+        b = block if self.carry is None else np.concatenate([self.carry, block], axis=1)
+        whole = (b.shape[1] // self.hop) * self.hop
+        if whole:
+            self.parts.append(frame_rms(b[:, :whole], self.sr, self.hop_s))
+        self.carry = b[:, whole:]
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.float32)

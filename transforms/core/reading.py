@@ -12,6 +12,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transforms.core.audio import FrameRms
 from transforms.core.stream import open_reader
 
 BLOCK_SECONDS = 20.0  # a read block: 7.7 MB of 48 kHz stereo float32
@@ -68,27 +69,6 @@ class _Resampled:
         return np.ascontiguousarray(out, dtype=np.float32)
 
 
-class _FrameRms:
-    """``audio.frame_rms`` of blocks fed in order; frames that span blocks wait for their end."""
-
-    def __init__(self, sr: int, hop_s: float):
-        self.sr, self.hop_s = sr, hop_s
-        self.hop = max(1, int(round(hop_s * sr)))
-        self.carry, self.parts = None, []
-
-    def add(self, block: np.ndarray, last: bool = False) -> None:
-        from transforms.core.audio import frame_rms
-
-        b = block if self.carry is None else np.concatenate([self.carry, block], axis=1)
-        whole = (b.shape[1] // self.hop) * self.hop
-        if whole:
-            self.parts.append(frame_rms(b[:, :whole], self.sr, self.hop_s))
-        self.carry = b[:, whole:]
-
-    def result(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.float32)
-
-
 def _feed(uri: str, sinks, block_seconds: float):
     """Read ``uri`` once, block by block, into ``sinks(sample_rate, channels, total)`` (a list of
     (transform of a block, sink) pairs); returns (sample rate, total samples)."""
@@ -138,7 +118,7 @@ def read_views(uri: str, rates: Sequence[int] = (), frame_hop_s: Optional[float]
             made[rate] = _Resampled(sr, int(rate), 1, total)
         pairs = [(_mono, made[rate]) for rate in rates]
         if frame_hop_s is not None:
-            made["rms"] = _FrameRms(sr, frame_hop_s)
+            made["rms"] = FrameRms(sr, frame_hop_s)
             pairs.append((lambda b: b, made["rms"]))
         return pairs
 

@@ -236,28 +236,6 @@ class Spectrum:
         return self.freqs, 10.0 * np.log10(np.maximum(self.power / self.segments, 1e-30))
 
 
-class FrameRms:
-    """RMS of each whole ``hop_s`` frame of a mono signal fed block by block (``audio.frame_rms``)."""
-
-    def __init__(self, sample_rate: int, hop_s: float = 0.1):
-        self.rate, self.hop_s = int(sample_rate), hop_s
-        self.hop = max(1, int(round(hop_s * sample_rate)))
-        self.carry = np.zeros(0, dtype=np.float32)
-        self.parts: List[np.ndarray] = []
-
-    def add(self, mono: np.ndarray) -> None:
-        from transforms.core.audio import frame_rms
-
-        x = np.concatenate([self.carry, mono]) if self.carry.size else mono
-        whole = (x.size // self.hop) * self.hop
-        if whole:
-            self.parts.append(frame_rms(x[None, :whole], self.rate, self.hop_s))
-        self.carry = x[whole:]
-
-    def result(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.float32)
-
-
 class SectionEnergy:
     """Sum of squares and sample count of a mono signal inside each of ``spans`` (sample ranges)."""
 

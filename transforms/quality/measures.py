@@ -40,7 +40,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from transforms.core.audio import as_2d
+from transforms.core.audio import FrameRms, as_2d
 from transforms.core.sections import is_wordless, section_tag
 from transforms.core.tiers import DEFAULT_THRESHOLDS, PURE_MUSIC, tier_for_score
 from transforms.quality import blockwise as bw
@@ -284,12 +284,12 @@ def _mix_measures(blocks, sample_rate: int, channels: int, total: int) -> dict:
     """Every mix measure in one pass over ``blocks()`` (an iterable of [channels, n] blocks), plus a
     second pass for the clipping plateaus when the mix is loud enough to have any."""
     loudness, peak = bw.Loudness(sample_rate, channels, total), bw.TruePeak(total)
-    moments, spectrum, frames = bw.Moments(channels), bw.Spectrum(sample_rate), bw.FrameRms(sample_rate)
+    moments, spectrum, frames = bw.Moments(channels), bw.Spectrum(sample_rate), FrameRms(sample_rate)
     for block in blocks():
         _feed(block, loudness, peak, moments)
         mono = block.mean(axis=0)
         spectrum.add(mono)
-        frames.add(mono)
+        frames.add(mono[None, :])
     clipping = 0.0
     if moments.peak >= 0.05:
         count = bw.ClipCount(channels, moments.peak, CLIP_FULL_SCALE, CLIP_PLATEAU)
