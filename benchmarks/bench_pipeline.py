@@ -58,6 +58,11 @@ def main(argv=None) -> int:
             continue
         rtfs[stage] = m.get("total_s", 0) / m["audio_s"] if m.get("audio_s") else float("nan")
         print(f"{stage:<12} {m.get('succeeded', 0):>6} {m['mean_latency_s']:>12.2f} {rtfs[stage]:>26.3f}")
+    for stage, m in sorted(stats["stages"].items()):
+        if m.get("model_total_s") is not None and m.get("audio_s"):
+            per_song = m["model_total_s"] / max(1, m.get("succeeded", 1))
+            print(f"{stage + ' model':<12} {m.get('succeeded', 0):>6} {per_song:>12.2f} "
+                  f"{m['model_total_s'] / m['audio_s']:>26.3f}  (the backend alone: the tagger's budget is 0.02)")
     finite = {k: v for k, v in rtfs.items() if v == v}
     if finite:
         print(f"all stages: {sum(finite.values()):.3f} s of compute per s of audio; "

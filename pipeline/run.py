@@ -61,8 +61,9 @@ def resume_state(output: str, retry_failed: bool) -> dict:
 
 
 def _stage_metrics(result) -> dict:
-    """{stage: {succeeded, failed, mean_latency_s, total_s, audio_s, peak_rss_mb}} from the runner's metrics
-    (peak_rss_mb: the highest peak RSS of a worker process while the stage ran one song)."""
+    """{stage: {succeeded, failed, mean_latency_s, total_s, audio_s, peak_rss_mb[, model_total_s]}} from the
+    runner's metrics (peak_rss_mb: the highest peak RSS of a worker process while the stage ran one song;
+    model_total_s: the tags stage's seconds in its model alone)."""
     stages: dict = {}
     try:
         metrics = result.metrics().query()
@@ -80,6 +81,8 @@ def _stage_metrics(result) -> dict:
             entry["total_s"] = round(value.sum / 1000.0, 1)
         elif d.key.metric.name == "audio_ms":
             entry["audio_s"] = round(value.sum / 1000.0, 1)
+        elif d.key.metric.name == "model_ms":  # the tags stage: its model alone
+            entry["model_total_s"] = round(value.sum / 1000.0, 1)
         elif d.key.metric.name == "peak_rss_mb":
             entry["peak_rss_mb"] = value.max
     return stages

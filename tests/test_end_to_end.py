@@ -50,6 +50,8 @@ def test_every_good_song_is_in_the_shards_exactly_once(corpus, output):
     assert len({s["__key__"] for s in samples}) == len(samples) == stats["records_out"]
     index = pq.read_table(str(out / "index"))
     assert sorted(index.column("key").to_pylist()) == sorted(s["__key__"] for s in samples)
+    tags = stats["stages"]["tags"]  # the tagger's own time is a metric of its own, within the stage's
+    assert 0.0 < tags["model_total_s"] <= tags["total_s"] and tags["audio_s"] > 0
 
     for s in samples:
         rec = s["json"]

@@ -89,3 +89,52 @@ def test_stage_default_is_musicnn_and_instrumentals_get_no_gender(make_song, wor
     with TestPipeline() as p:
         songs, failed = p | beam.Create([song]) | stage(TagSongs, work_dir)
         assert_that(songs, check)
+
+
+def test_voiced_windows_pick_every_other_window_that_overlaps_the_voice():
+    from transforms.tags.musicnn_backend import voiced_windows
+
+    step = 187 * 256 / 16000  # one window, 2.992 s
+    assert voiced_windows(7, None) == [0, 2, 4, 6]  # voice unknown: every other window
+    assert voiced_windows(7, []) == []  # no voice found: no window
+    # a voice from 1.0 to 10.0 s overlaps windows 0-3; touching a window's edge is not overlapping it
+    assert voiced_windows(7, [(1.0, 10.0)]) == [0, 2]
+    assert voiced_windows(7, [(1.0, 10.0)], stride=1) == [0, 1, 2, 3]
+    assert voiced_windows(7, [(2 * step, 3 * step), (6 * step + 0.5, 40.0)], stride=1) == [2, 6]
+
+
+def test_stem_passes_run_only_where_a_voice_was_found(backend, monkeypatch):
+    rng = np.random.default_rng(2)
+    t = np.arange(48000 * 15) / 48000  # 5 windows
+    mix = np.stack([(0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)] * 2)
+    sizes = []
+    real_scores = backend.tagger.scores
+
+    def counted(name, patches):
+        sizes.append((name, len(patches)))
+        return real_scores(name, patches)
+
+    monkeypatch.setattr(backend.tagger, "scores", counted)
+    none_found = backend.tag(mix, 48000, vocals=mix, accompaniment=mix, voiced=[])
+    assert sizes == [("MTT_musicnn", 5), ("MSD_musicnn", 5)]  # the mix only: no stem pass at all
+    assert none_found["picks"]["gender"] == [] and "stem_vocal" not in none_found
+    sizes.clear()
+    some = backend.tag(mix, 48000, vocals=mix, accompaniment=mix, voiced=[(0.5, 4.0)])
+    # vocal stem: windows 0 and 1 overlap the voice, every other one of them is tagged; the
+    # accompaniment stem: every other window of the song
+    assert sizes == [("MTT_musicnn", 5), ("MSD_musicnn", 5), ("MTT_musicnn", 1), ("MTT_musicnn", 3)]
+    assert "stem_vocal" in some
+    sizes.clear()
+    backend.tag(mix, 48000, vocals=mix, accompaniment=mix)  # unknown voice: every other window of both
+    assert sizes[2:] == [("MTT_musicnn", 3), ("MTT_musicnn", 3)]
+
+
+def test_stage_hands_the_lyrics_stage_s_voice_regions_to_the_tagger(make_song):
+    from transforms.tags.stage import voiced_regions
+
+    song = make_song(duration=5.0, seed=3, vocals=False)
+    assert voiced_regions(song) is None  # no lyrics label: unknown
+    song.labels["lyrics"] = {"vocal_activity": {"source": "vad", "regions": [], "share": 0.0}}
+    assert voiced_regions(song) == []
+    song.labels["lyrics"]["vocal_activity"]["regions"] = [[1.0, 2.5], [4.0, 4.5]]
+    assert voiced_regions(song) == [(1.0, 2.5), (4.0, 4.5)]

@@ -11,7 +11,7 @@ descriptors are not the backend's business: the stage merges them
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -42,9 +42,11 @@ class TaggerBackend(Backend):
     input_rate: Optional[int] = None
 
     def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
-            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
+            accompaniment: Optional[np.ndarray] = None,
+            voiced: Optional[Sequence[Sequence[float]]] = None) -> Dict[str, dict]:
         """Tags of the mix (``vocals``, ``accompaniment``: the stems at ``sample_rate``, for backends
-        that use them)."""
+        that use them; ``voiced``: the [start, end] seconds where the lyrics stage found a voice, [] for
+        none found, None when unknown)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
 
@@ -55,7 +57,8 @@ class DspTagger(TaggerBackend):
     input_rate = ASR_RATE  # it uses no audio; the stage's descriptors work at 16 kHz mono
 
     def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
-            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
+            accompaniment: Optional[np.ndarray] = None,
+            voiced: Optional[Sequence[Sequence[float]]] = None) -> Dict[str, dict]:
         return {"picks": {}, "scores": {}}
 
     def provenance(self) -> Provenance:

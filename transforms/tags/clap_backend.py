@@ -18,7 +18,7 @@ kept at ``INSTRUMENT_MIN`` or more.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -168,7 +168,8 @@ class ClapTagger(TaggerBackend):
         return out
 
     def tag(self, mix: np.ndarray, sample_rate: int, vocals: Optional[np.ndarray] = None,
-            accompaniment: Optional[np.ndarray] = None) -> Dict[str, dict]:
+            accompaniment: Optional[np.ndarray] = None,
+            voiced: Optional[Sequence[Sequence[float]]] = None) -> Dict[str, dict]:
         scores = self.scores(self.audio_embedding(mix, sample_rate))
         source = f"model:{self.name}"
         picks: Dict[str, list] = {}

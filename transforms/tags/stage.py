@@ -12,9 +12,11 @@ A song without a readable mix, or any error while tagging, becomes a dead letter
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
+from apache_beam.metrics import Metrics
 
 from schemas.records import Song
 from transforms.core import audio as au
@@ -45,12 +47,21 @@ def _mono_at(song: Song, name: str, rate: int) -> Optional[np.ndarray]:
     return reading.read_audio(uri, rate, mono=True).audio if uri else None
 
 
-def tag_song(song: Song, backend) -> dict:
+def voiced_regions(song: Song) -> Optional[list]:
+    """The lyrics stage's vocal-activity regions ([start, end] seconds; [] when it found no voice), or
+    None when it recorded none (no lyrics stage, or it did not run on this song)."""
+    activity = (song.labels.get("lyrics") or {}).get("vocal_activity") or {}
+    regions = activity.get("regions")
+    return [tuple(r) for r in regions] if isinstance(regions, list) else None
+
+
+def tag_song(song: Song, backend, timings: Optional[dict] = None) -> dict:
     """``labels["tags"]`` of a song whose audio lies in the work dir. Raises ValueError without a mix.
 
     A backend with an ``input_rate`` gets mono arrays at that rate, read block by block (the 16 kHz
     taggers: bounded memory, the same samples as resampling the whole arrays); others get the whole
-    mix and stems at the mix's rate.
+    mix and stems at the mix's rate. ``timings``, when given, receives ``model_s``: the seconds spent in
+    the backend's ``tag`` (the model alone, without reading and descriptors).
     """
     if "mix" not in song.audio:
         raise ValueError("song has no decoded mix (audio['mix'])")
@@ -73,7 +84,10 @@ def tag_song(song: Song, backend) -> dict:
         raise ValueError("decoded mix is empty")
     mix16k = _optional(song, "mix16k", au.ASR_RATE)
     mix16k = au.to_mono(au.resample(au.to_mono(mix), sr, au.ASR_RATE) if mix16k is None else mix16k)
-    model = backend.tag(mix, sr, vocals, accompaniment=accompaniment)
+    started = time.perf_counter()
+    model = backend.tag(mix, sr, vocals, accompaniment=accompaniment, voiced=voiced_regions(song))
+    if timings is not None:
+        timings["model_s"] = time.perf_counter() - started
     del accompaniment
     vocal = decide_vocals(presence, song.labels.get("lyrics"), (model.get("vocal") or {}).get("score"))
     structure = song.labels.get("structure", {}) or {}
@@ -96,8 +110,14 @@ def tag_song(song: Song, backend) -> dict:
 class TagFn(StageFn):
     stage = STAGE
 
+    def setup(self) -> None:
+        super().setup()
+        self.model_ms = Metrics.distribution(self.stage, "model_ms")
+
     def apply(self, song: Song) -> Song:
-        song.set_label(self.stage, tag_song(song, self.backend), self.backend.provenance())
+        timings: dict = {}
+        song.set_label(self.stage, tag_song(song, self.backend, timings), self.backend.provenance())
+        self.model_ms.update(int(timings["model_s"] * 1000))
         return song
 
 
