@@ -108,6 +108,12 @@ class FasterWhisperBackend(AsrBackend):
                 "(a CTranslate2 Whisper folder holds model.bin, config.json and tokenizer.json)")
 
     def load(self) -> None:
+        self._load()
+        from transforms.lyrics import whisper_features
+
+        whisper_features.install(self.model)  # the same features, in memory bounded by a block of frames
+
+    def _load(self) -> None:
         from faster_whisper import WhisperModel
 
         self.check()

@@ -44,6 +44,7 @@ BANDS_PER_OCTAVE = 24
 FMIN, FMAX, FREF = 30.0, 17000.0, 440.0
 N_FEATURES = 272
 HIDDEN = 150
+BLOCK_FRAMES = 2048  # frames per block of the spectrum and the per-frame layers (41 s)
 LICENCE = "CC BY 4.0 (BeatNet weights)"
 PACKAGE = "BeatNet"
 # The three shipped models differ by the data set held out in training (1: GTZAN, 2: Ballroom, 3: Rock corpus).
@@ -94,11 +95,12 @@ def features(y: np.ndarray) -> np.ndarray:
     padded = np.concatenate([np.zeros(FRAME // 2, np.float32), y, np.zeros(FRAME, np.float32)])
     starts = np.arange(n_frames) * HOP
     window = np.hanning(FRAME).astype(np.float32)
-    spec = np.empty((n_frames, FRAME >> 1), np.float32)
-    for a in range(0, n_frames, 2048):  # blocks keep the framed copy small for long songs
-        frames = padded[starts[a:a + 2048, None] + np.arange(FRAME)[None, :]] * window
-        spec[a:a + 2048] = np.abs(np.fft.rfft(frames, axis=1))[:, : FRAME >> 1]
-    logspec = np.log10(spec @ log_filterbank() + 1.0)
+    bank = log_filterbank()
+    logspec = np.empty((n_frames, bank.shape[1]), np.float32)
+    for a in range(0, n_frames, BLOCK_FRAMES):  # blocks keep the framed copy and the spectrum small
+        frames = padded[starts[a:a + BLOCK_FRAMES, None] + np.arange(FRAME)[None, :]] * window
+        spec = np.abs(np.fft.rfft(frames, axis=1))[:, : FRAME >> 1].astype(np.float32)
+        logspec[a:a + BLOCK_FRAMES] = np.log10(spec @ bank + 1.0)
     diff = np.zeros_like(logspec)
     diff[1:] = np.maximum(logspec[1:] - logspec[:-1], 0.0)  # Hann 64 ms / 20 ms hop: a 1-frame difference
     out = np.hstack([logspec, diff]).astype(np.float32)
@@ -132,9 +134,13 @@ def activations(net, feats: np.ndarray) -> np.ndarray:
     torch.set_num_threads(1)  # a small LSTM: more threads cost more than they give
     try:  # ... but only here: the worker's other stages keep their thread budget
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-            x = F.max_pool1d(F.relu(net["conv1"](x[:, None, :])), 2).flatten(1)
-            x, _ = net["lstm"](net["linear0"](x)[None])
+            feats = np.ascontiguousarray(feats, dtype=np.float32)
+            # the per-frame layers a block of frames at a time: the conv output (frames x 526 floats)
+            # would otherwise grow with the song; only the LSTM needs the whole sequence
+            x = torch.cat([net["linear0"](F.max_pool1d(F.relu(net["conv1"](torch.from_numpy(
+                feats[a:a + BLOCK_FRAMES])[:, None, :])), 2).flatten(1)) for a in range(0, len(feats), BLOCK_FRAMES)]
+                          or [torch.zeros(0, HIDDEN)])
+            x, _ = net["lstm"](x[None])
             probs = torch.softmax(net["linear"](x[0]), dim=-1)
     finally:
         torch.set_num_threads(threads)

@@ -24,6 +24,7 @@ import numpy as np
 
 from schemas.records import Provenance
 from transforms.core import audio as au
+from transforms.core import spectral
 from transforms.core.stage import Backend
 from transforms.structure import sections as sec
 from transforms.structure import tempo
@@ -147,14 +148,14 @@ class DspStructure(Backend):
         """
         import librosa
 
-        onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
+        # librosa's onset strength, full band and low band (downbeats below), in one blockwise STFT pass
+        onset, low = spectral.onset_strengths(y, ANALYSIS_RATE, HOP, [{}, {"fmax": 180.0, "n_mels": 32}])
         _, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP,
                                                  units="frames")
         beat_times = librosa.frames_to_time(beat_frames, sr=ANALYSIS_RATE, hop_length=HOP)
         if len(beat_frames) < 8:
             return beat_times, np.array([]), 4
         # Downbeats: beat phase with the most low-frequency onset energy.
-        low = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP, fmax=180.0, n_mels=32)
         low_at_beats = low[np.minimum(beat_frames, len(low) - 1)]
         phase4, score4 = _beat_phase(low_at_beats, 4)
         phase3, score3 = _beat_phase(low_at_beats, 3)
@@ -184,15 +185,16 @@ def sections_from_beats(y: np.ndarray, beat_times: np.ndarray, downbeats: np.nda
                 "sections": [{"start": 0.0, "end": duration, "label": "inst"}]}
 
     # Beat-synchronous features -> self-similarity -> novelty -> boundaries.
-    chroma = librosa.feature.chroma_stft(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
-    mfcc = librosa.feature.mfcc(y=y, sr=ANALYSIS_RATE, hop_length=HOP, n_mfcc=13)
-    rms = librosa.feature.rms(y=y, hop_length=HOP)
+    # librosa's chroma_stft, mfcc and rms, a block of STFT frames at a time (transforms.core.spectral)
+    chroma = spectral.chroma(y, ANALYSIS_RATE, HOP)
+    mfcc = spectral.mfcc(y, ANALYSIS_RATE, HOP, n_mfcc=13)
+    rms = spectral.rms(y, HOP)
     rows = [chroma, (mfcc - mfcc.mean(1, keepdims=True)) / (mfcc.std(1, keepdims=True) + 1e-6),
             librosa.amplitude_to_db(rms + 1e-6) / 10.0]
     v = vocals
     if v is not None:  # singing starting or stopping is a boundary too: weigh it in
         v22 = v.at_analysis_rate
-        vrms = librosa.feature.rms(y=v22, hop_length=HOP)[:, : chroma.shape[1]]
+        vrms = spectral.rms(v22, HOP)[:, : chroma.shape[1]]
         vdb = np.maximum(librosa.amplitude_to_db(vrms + 1e-6), VOCAL_FLOOR_DBFS) / 10.0
         rows.append(np.repeat(vdb - vdb.mean(), 4, axis=0))
     n_frames = min(r.shape[1] for r in rows)

@@ -12,6 +12,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from transforms.core import spectral
+
 PITCH_RATE = 16000
 PITCH_HOP = 320  # 20 ms
 PITCH_FRAME = 1024
@@ -49,7 +51,7 @@ def estimate_key(mono: np.ndarray, sample_rate: int) -> Dict[str, object]:
     mono = _mono(mono)
     if mono.size < sample_rate or not np.any(mono):
         return {"key": "", "mode": "", "key_correlation": 0.0}
-    chroma = librosa.feature.chroma_stft(y=mono, sr=sample_rate, n_fft=4096, hop_length=2048)
+    chroma = spectral.chroma(mono, sample_rate, hop=2048, n_fft=4096)  # librosa's chroma_stft, blockwise
     profile = chroma.mean(axis=1)
     best = ("", "", -1.0)
     for tonic in range(12):
@@ -190,13 +192,14 @@ def energy_and_brightness(mono: np.ndarray, sample_rate: int) -> Dict[str, objec
         return {"energy": "", "active_rms_db": None, "onset_rate": None, "brightness": "",
                 "spectral_centroid_hz": None, "spectral_rolloff_hz": None}
     hop = 512
-    rms = librosa.feature.rms(y=mono, frame_length=2048, hop_length=hop)[0]
+    # librosa's rms, onset strength, spectral centroid and roll-off, a block of STFT frames at a time
+    rms = spectral.rms(mono, hop, 2048)[0]
     active = rms[rms > 10 ** (-60 / 20)]
     active_db = float(20 * np.log10(np.sqrt(np.mean(active ** 2)))) if active.size else -120.0
-    onsets = librosa.onset.onset_detect(y=mono, sr=sample_rate, hop_length=hop, units="time")
+    (envelope,) = spectral.onset_strengths(mono, sample_rate, hop, [{}])
+    onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sample_rate, hop_length=hop, units="time")
     rate = len(onsets) / (mono.size / sample_rate)
-    centroid = librosa.feature.spectral_centroid(y=mono, sr=sample_rate, n_fft=2048, hop_length=hop)[0]
-    rolloff = librosa.feature.spectral_rolloff(y=mono, sr=sample_rate, n_fft=2048, hop_length=hop)[0]
+    centroid, rolloff = spectral.centroid_rolloff(mono, sample_rate, 2048, hop)
     weights = rms[:centroid.size] ** 2
     c = float(np.average(centroid, weights=weights)) if weights.sum() > 0 else float(np.mean(centroid))
     r = float(np.average(rolloff, weights=weights)) if weights.sum() > 0 else float(np.mean(rolloff))

@@ -29,14 +29,14 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
 
     Frames = 1 + len(audio) // 256. Raises ``ValueError`` for non-1-D input.
     """
-    import librosa
+    from transforms.core import spectral
 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"expected mono 1-D audio, got shape {audio.shape}")
-    mel = librosa.feature.melspectrogram(y=audio, sr=SAMPLE_RATE, hop_length=HOP, n_fft=N_FFT,
-                                         n_mels=N_MELS).T
-    return compress(mel)
+    # librosa's melspectrogram with these settings, a block of STFT frames at a time (bounded memory)
+    (mel,) = spectral.mel_powers(audio, SAMPLE_RATE, [{"n_mels": N_MELS}], n_fft=N_FFT, hop=HOP)
+    return compress(mel.T)
 
 
 def compress(mel: np.ndarray) -> np.ndarray:
