@@ -50,6 +50,57 @@ def test_every_container_decodes(tmp_path, tone, ext):
     assert abs(cut.shape[1] / sr2 - 1.5) < 0.05 and abs(whole - 4.0) < 0.1
 
 
+class CountingReader:
+    """A seekable binary stream that counts the bytes read from it."""
+
+    def __init__(self, path):
+        self._f = open(path, "rb")
+        self.read_bytes = 0
+
+    def read(self, n=-1):
+        data = self._f.read(n)
+        self.read_bytes += len(data)
+        return data
+
+    def readinto(self, buf):
+        n = self._f.readinto(buf)
+        self.read_bytes += n or 0
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_a_long_file_is_read_only_as_far_as_the_cut(tmp_path, ext):
+    from transforms.decode import decode_stream
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"long.{ext}"
+    sf.write(path, (0.3 * rng.standard_normal((44100 * 60, 2))).astype(np.float32), 44100)  # a minute
+    source = CountingReader(path)
+    audio, sr, _, _, total = decode_stream(source, str(path), max_seconds=3.0)
+    assert audio.shape == (2, 3 * 44100) and sr == 44100 and abs(total - 60.0) < 1e-6
+    assert source.read_bytes < path.stat().st_size / 10  # 3 s of 60 s, plus headers and a read-ahead
+    whole, _, _, _, _ = decode_bytes(path.read_bytes(), str(path))
+    np.testing.assert_array_equal(audio, whole[:, :3 * 44100])
+
+
+@pytest.mark.skipif(not HAVE_FFMPEG, reason="ffmpeg makes the compressed test file")
+def test_the_stage_reads_the_file_as_a_stream_with_tags_and_size(tmp_path, tone, work_dir):
+    path = _encode(tmp_path, tone, "m4a")  # ffmpeg's path: the stream is copied to a local file first
+
+    def check(out):
+        (song,) = out
+        assert song.source.size_bytes == path.stat().st_size and song.source.container
+        assert song.source.file_tags.get("artist") == "Ann Artist" and song.artist == "Ann Artist"
+        assert abs(song.duration - 4.0) < 0.1
+
+    with TestPipeline() as p:
+        songs, _ = p | beam.Create([Song(uri=str(path))]) | stage(DecodeAudio, work_dir)
+        assert_that(songs, check)
+
+
 def test_bad_bytes_raise_clear_errors():
     with pytest.raises(EmptyAudio, match="empty"):
         decode_bytes(b"", "x.wav")

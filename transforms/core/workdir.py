@@ -17,12 +17,15 @@ Readers go by the file name's extension, so a run reads whatever format wrote it
 
 from __future__ import annotations
 
+import contextlib
 import io
-from typing import List, Tuple
+import shutil
+import tempfile
+from typing import BinaryIO, Iterator, List, Tuple
 
 import numpy as np
 import soundfile as sf
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
@@ -81,6 +84,20 @@ def load_audio(uri: str) -> Tuple[np.ndarray, int]:
         return np.ascontiguousarray(frames.T * np.float32(FLAC_HEADROOM)), int(sample_rate)
     data = np.load(raw)
     return data["audio"], int(data["sample_rate"])
+
+
+@contextlib.contextmanager
+def open_read(uri: str) -> Iterator[BinaryIO]:
+    """A seekable binary stream of ``uri`` (local or bucket), read on demand rather than whole. A store
+    whose reader cannot seek is copied, a block at a time, to a local temporary file first."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if getattr(raw, "seekable", lambda: False)():
+            yield raw
+            return
+        with tempfile.TemporaryFile(prefix="songshard-") as local:
+            shutil.copyfileobj(raw, local, 1 << 20)
+            local.seek(0)
+            yield local
 
 
 def read_bytes(uri: str) -> bytes:

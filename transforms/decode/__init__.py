@@ -18,9 +18,10 @@ import io
 import json
 import posixpath
 import re
+import shutil
 import subprocess
 import tempfile
-from typing import Optional, Tuple
+from typing import BinaryIO, Optional, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
@@ -38,15 +39,19 @@ class DecodeError(ValueError):
     """The file's bytes are not audio any decoder here can read."""
 
 
+COPY_BLOCK = 1 << 20  # bytes per read when a stream is copied to a local file for ffmpeg
+
+
 class EmptyAudio(ValueError):
     """The file is empty, has no samples, or holds only silence."""
 
 
-def _decode_soundfile(data: bytes, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """Decode at most ``max_seconds`` (0: all); the full length comes from the header."""
+def _decode_soundfile(source: BinaryIO, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """Decode at most ``max_seconds`` (0: all) from a seekable binary stream; the full length comes from
+    the header, so the rest of the file is never read."""
     import soundfile as sf
 
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with sf.SoundFile(source) as f:
         total = f.frames / float(f.samplerate) if f.frames > 0 else 0.0
         frames = int(max_seconds * f.samplerate) if max_seconds else -1
         audio = f.read(frames=frames, dtype="float32", always_2d=True).T
@@ -80,10 +85,12 @@ def _ffprobe_duration(path: str) -> float:
         return 0.0
 
 
-def _decode_ffmpeg(data: bytes, suffix: str, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """Decode with the ffmpeg command at the file's native rate and channel count, at most ``max_seconds``."""
+def _decode_ffmpeg(source: BinaryIO, suffix: str, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """Decode with the ffmpeg command at the file's native rate and channel count, at most ``max_seconds``.
+    The stream is copied to a local temporary file in blocks (ffmpeg seeks in some containers)."""
     with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
-        tmp.write(data)
+        source.seek(0)
+        shutil.copyfileobj(source, tmp, COPY_BLOCK)
         tmp.flush()
         container, codec = _ffprobe_codec(tmp.name)
         probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
@@ -104,22 +111,33 @@ def _decode_ffmpeg(data: bytes, suffix: str, max_seconds: float = 0.0) -> Tuple[
 
 
 def decode_bytes(data: bytes, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """(audio [C, N] float32, native sample rate, container, codec, full length in s) from a file's bytes.
-
-    Only the first ``max_seconds`` are decoded (0: all), so a 3-hour file costs what the cut keeps.
-    Raises EmptyAudio for a 0-byte file and DecodeError when no decoder can read it.
-    """
+    """:func:`decode_stream` of bytes in memory."""
     if not data:
         raise EmptyAudio("file is empty (0 bytes)")
+    return decode_stream(io.BytesIO(data), name, max_seconds)
+
+
+def decode_stream(source: BinaryIO, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """(audio [C, N] float32, native sample rate, container, codec, full length in s) from a seekable
+    binary stream (a local file, a bucket object's reader, BytesIO).
+
+    Only the first ``max_seconds`` are decoded (0: all), and soundfile's formats are read no further
+    than that, so a 3-hour file costs what the cut keeps. Raises EmptyAudio for an empty stream and
+    DecodeError when no decoder can read it.
+    """
+    source.seek(0, io.SEEK_END)
+    if source.tell() == 0:
+        raise EmptyAudio("file is empty (0 bytes)")
+    source.seek(0)
     suffix = posixpath.splitext(name)[1].lower() or ".bin"
     errors = []
     if suffix not in (".m4a", ".aac", ".mp4", ".wma"):
         try:
-            return _decode_soundfile(data, max_seconds)
+            return _decode_soundfile(source, max_seconds)
         except Exception as exc:  # noqa: BLE001 - fall through to ffmpeg, keep the reason
-            errors.append("soundfile: " + re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
+            errors.append("soundfile: " + re.sub(r"<_io\.\w+ object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
     try:
-        return _decode_ffmpeg(data, suffix, max_seconds)
+        return _decode_ffmpeg(source, suffix, max_seconds)
     except (DecodeError, OSError, subprocess.SubprocessError) as exc:
         errors.append(f"ffmpeg: {exc}")
     raise DecodeError("cannot decode audio: " + "; ".join(errors))
@@ -133,12 +151,15 @@ def content_id(audio: np.ndarray, sample_rate: int) -> str:
     return h.hexdigest()[:16]
 
 
-def read_file_tags(data: bytes) -> dict:
-    """Embedded tags (ID3, Vorbis comments, MP4 atoms) as {lower-case key: first value}."""
+def read_file_tags(data: Union[bytes, BinaryIO]) -> dict:
+    """Embedded tags (ID3, Vorbis comments, MP4 atoms) as {lower-case key: first value}, from a file's
+    bytes or a seekable binary stream."""
     try:
         import mutagen
 
-        f = mutagen.File(io.BytesIO(data), easy=True)
+        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        source.seek(0)
+        f = mutagen.File(source, easy=True)
     except Exception:  # noqa: BLE001 - tags are optional; undecodable tags mean none
         return {}
     if f is None or not getattr(f, "tags", None):
@@ -208,9 +229,11 @@ class DecodeFn(StageFn):
         yield from super().process(song)
 
     def apply(self, song: Song) -> Optional[Song]:
-        data = workdir.read_bytes(song.uri)
         max_s = float(self.config.get("max_seconds", MAX_SONG_SECONDS))
-        audio, sr, container, codec, duration = decode_bytes(data, song.uri, max_s)
+        with workdir.open_read(song.uri) as source:  # read as far as the cut needs, never the whole file
+            audio, sr, container, codec, duration = decode_stream(source, song.uri, max_s)
+            size = source.seek(0, io.SEEK_END)
+            tags = read_file_tags(source)
         if audio.size == 0 or audio.shape[-1] == 0:
             raise EmptyAudio("decoded zero samples (zero-length audio)")
         if not np.all(np.isfinite(audio)):
@@ -223,10 +246,9 @@ class DecodeFn(StageFn):
             song.set_label("decode", {"already_in_output": True})
             return song
         meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
-        tags = read_file_tags(data)
         duration = max(duration, audio.shape[-1] / sr)
         song.source = SourceInfo(
-            uri=song.uri, size_bytes=len(data), container=container, codec=codec, sample_rate=sr,
+            uri=song.uri, size_bytes=int(size), container=container, codec=codec, sample_rate=sr,
             channels=int(audio.shape[0]), duration=round(duration, 3), file_tags=tags, sidecar=meta,
             reference_lyrics=lyrics, reference_lyrics_format=lyr_fmt, reference_lyrics_lines=lyr_lines)
         song.artist = str(meta.get("artist") or tags.get("artist") or tags.get("albumartist") or "")
