@@ -1,6 +1,6 @@
 """Tag whole songs with the musicnn models (MTT_musicnn, MSD_musicnn; ISC licence) in PyTorch.
 
-``load(names, folder=None, threads=None, hop_frames=187, batch_size=16)`` finds
+``load(names, folder=None, threads=None, hop_frames=187, batch_size=4)`` finds
 each model's TensorFlow checkpoint (inside the installed ``musicnn`` package,
 located with ``importlib.util.find_spec`` so none of its TensorFlow code runs,
 or under ``folder``), checks the files' sha256 against the pinned digests,
@@ -130,7 +130,7 @@ class MusicnnTagger:
     """
 
     def __init__(self, nets: Dict[str, Tuple[Sequence[str], Dict[str, np.ndarray]]],
-                 hop_frames: int = features.PATCH_FRAMES, batch_size: int = 16,
+                 hop_frames: int = features.PATCH_FRAMES, batch_size: int = 4,
                  provenance: Optional[Dict[str, Provenance]] = None, prune: bool = True):
         if hop_frames <= 0 or batch_size <= 0:
             raise ValueError("hop_frames and batch_size must be positive")
@@ -178,7 +178,7 @@ class MusicnnTagger:
 
 
 def load(names: Iterable[str] = ("MTT_musicnn", "MSD_musicnn"), folder: Optional[str] = None,
-         threads: Optional[int] = None, hop_frames: int = features.PATCH_FRAMES, batch_size: int = 16,
+         threads: Optional[int] = None, hop_frames: int = features.PATCH_FRAMES, batch_size: int = 4,
          verify: bool = True, prune: bool = True) -> MusicnnTagger:
     """Load the named musicnn models -> :class:`MusicnnTagger`.
 
