@@ -51,7 +51,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--models", nargs="+", default=["MTT_musicnn", "MSD_musicnn"])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (the backend uses 4)")
     parser.add_argument("--random", action="store_true", help="random weights (no musicnn package needed)")
     args = parser.parse_args(argv)
 

@@ -127,7 +127,8 @@ def test_a_run_with_a_shared_separator_serves_every_worker_from_one_process(tmp_
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "pipeline.cli", "run", "--input", str(songs), "--output", str(out),
             "--progress_interval", "0", "--separate_share_model", "--structure", "dsp", "--structure_vad", "none",
-            "--lyrics", "none", "--lyrics_vad", "none", "--tags", "dsp", "--filter_min_duration", "1",
+            "--lyrics", "none", "--lyrics_vad", "none", "--lyrics_share_model", "--tags", "dsp",
+            "--filter_min_duration", "1",
             "--split_valid_fraction", "0", "--split_test_fraction", "0",
             "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # the server's lock and address files live here
@@ -143,4 +144,56 @@ def test_a_run_with_a_shared_separator_serves_every_worker_from_one_process(tmp_
         served_by.add(re.search(r"one copy per machine \(process (\d+)\)", prov["note"]).group(1))
         assert rec["labels"]["separate"]["vocal_rms_db"] < 0
     assert len(served_by) == 1  # every song, whichever worker took it, went through one model copy
+    asr_by = {re.search(r"one copy per machine \(process (\d+)\)", rec["provenance"]["lyrics"]["note"]).group(1)
+              for rec in records}
+    assert len(asr_by) == 1  # the ASR likewise (here the no-op backend, through the same server path)
+    assert json.load(open(out / "stats.json"))["config"]["lyrics"]["params"]["share_model"] is True
     assert json.load(open(out / "stats.json"))["config"]["separate"]["params"]["share_model"] is True
+
+
+FASTER_WHISPER = "transforms.lyrics.faster_whisper_backend:FasterWhisperBackend"
+
+
+def _asr_worker(path, barrier, results, audio):
+    from transforms.core.model_server import acquire_shared_asr
+
+    shared = acquire_shared_asr("lyrics", FASTER_WHISPER, {"threads": 1},
+                                caller=str(multiprocessing.current_process().pid), path=path)
+    barrier.wait()  # both workers call at the same moment: the server takes them one at a time
+    probs = shared.language_probs(audio)
+    segments = shared.transcribe(audio, [(0.0, audio.size / 16000)], "en")
+    results.put((multiprocessing.current_process().name, shared.server_pid, probs, segments, shared.stats(),
+                 shared.provenance().note, shared.thresholds))
+    barrier.wait()  # the process serving the model stays until both are answered
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_two_worker_processes_share_one_asr_model(tmp_path):
+    from test_lyrics_backends import SENTENCE, espeak_16k
+    from transforms.lyrics.faster_whisper_backend import FasterWhisperBackend
+
+    assert FASTER_WHISPER.endswith(FasterWhisperBackend.__name__)
+    speech = espeak_16k(SENTENCE, tmp_path / "s.wav")
+    local = FasterWhisperBackend({"threads": 1})
+    local.load()
+    want = local.transcribe(speech, [(0.0, speech.size / 16000)], "en")
+    assert want and "heart" in " ".join(w["text"] for s in want for w in s["words"]).lower()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_asr_worker, name=f"w{i}", args=(str(tmp_path), barrier, results, speech))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=120)
+    assert all(p.exitcode == 0 for p in procs)
+    server_pids = {g[1] for g in got}
+    assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one model copy, in one worker
+    last = max((g[4] for g in got), key=lambda s: s["calls"])
+    assert last["calls"] == 4 and last["callers"] == 2  # both workers' calls ran on that copy
+    for _, pid, probs, segments, _, note, thresholds in got:  # what the worker's own copy would give
+        assert max(probs, key=probs.get) == "en"
+        assert [w["text"] for s in segments for w in s["words"]] == [w["text"] for s in want for w in s["words"]]
+        assert f"one copy per machine (process {pid})" in note and thresholds == local.thresholds
+    assert (tmp_path / (server_tag("lyrics", FASTER_WHISPER, {"threads": 1}) + ".lock")).exists()

@@ -12,6 +12,9 @@ most ``max_wait_s`` for company).
 The server's :meth:`BatchingServer.stats` says how many passes ran, how many
 segments they held and how many held segments of more than one caller; the
 stage records them in its labels so that a run shows whether batching happened.
+
+With ``--lyrics_share_model`` the lyrics stage's ASR is hosted the same way
+(:class:`AsrServer`): one copy per machine, its calls run one at a time.
 """
 
 from __future__ import annotations
@@ -150,21 +153,104 @@ class SharedSeparator:
         return Provenance(**p)
 
 
+class AsrServer:
+    """Hosts one ASR backend (a lyrics backend "module:Class" built with ``params``) for every worker
+    process on the machine. Its calls (``language_probs``, ``transcribe``) run one at a time: an ASR
+    decodes a song window by window, each conditioned on the last, so songs are not merged into one
+    batch as the separator's segments are; what is saved is the model copy per worker process."""
+
+    def __init__(self, target: str, params: Mapping[str, Any]):
+        module, _, cls = target.partition(":")
+        self.backend = getattr(importlib.import_module(module), cls)(dict(params))
+        self.backend.load()
+        self._lock = threading.Lock()
+        self._stats = {"calls": 0, "busy_s": 0.0, "callers": set()}
+
+    def describe(self) -> Dict[str, Any]:
+        """What a worker needs besides the calls: the guard thresholds, provenance, the serving pid."""
+        return {"does_transcribe": self.backend.does_transcribe, "thresholds": self.backend.thresholds,
+                "provenance": self.backend.provenance().to_dict(), "pid": os.getpid()}
+
+    def _call(self, name: str, caller: str, *args) -> Any:
+        with self._lock:
+            start = time.monotonic()
+            try:
+                return getattr(self.backend, name)(*args)
+            finally:
+                self._stats["calls"] += 1
+                self._stats["busy_s"] += time.monotonic() - start
+                self._stats["callers"].add(caller)
+
+    def language_probs(self, clip: np.ndarray, caller: str = "") -> Dict[str, float]:
+        return self._call("language_probs", caller, clip)
+
+    def transcribe(self, audio: np.ndarray, clips, language: Optional[str], caller: str = "") -> List[dict]:
+        return self._call("transcribe", caller, audio, list(clips), language)
+
+    def stats(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"calls": self._stats["calls"], "busy_s": round(self._stats["busy_s"], 3),
+                    "callers": len(self._stats["callers"]), "pid": os.getpid()}
+
+
+class SharedAsr:
+    """A worker's handle on the machine's :class:`AsrServer`: an ASR backend whose calls run there."""
+
+    def __init__(self, proxy: Any, caller: str):
+        self._proxy, self._caller = proxy, caller
+        info = proxy.describe()
+        self.does_transcribe, self.thresholds = info["does_transcribe"], info["thresholds"]
+        self._provenance, self.server_pid = info["provenance"], info["pid"]
+
+    def load(self) -> None:
+        """Loaded by the server."""
+
+    def check(self) -> None:
+        """Checked by the server when it loaded."""
+
+    def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
+        return self._proxy.language_probs(clip, self._caller)
+
+    def transcribe(self, audio: np.ndarray, clips, language: Optional[str]) -> List[dict]:
+        return self._proxy.transcribe(audio, list(clips), language, self._caller)
+
+    def stats(self) -> Dict[str, Any]:
+        return self._proxy.stats()
+
+    def provenance(self) -> Provenance:
+        p = dict(self._provenance)
+        p["note"] = "; ".join(filter(None, [p.get("note", ""), f"one copy per machine (process {self.server_pid})"]))
+        return Provenance(**p)
+
+
 def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:
     """A file-name-safe tag naming one backend configuration (one server per tag per machine)."""
     digest = hashlib.sha256(repr((stage, target, sorted(params.items()))).encode()).hexdigest()[:16]
     return f"songshard-{stage}-{digest}"
 
 
-def acquire_shared(stage: str, target: str, params: Mapping[str, Any], max_batch: int, max_wait_s: float,
-                   caller: str, path: Optional[str] = None) -> SharedSeparator:
-    """This worker's handle on the machine-wide server for ``target`` (started by the first caller)."""
+def _machine_wide(stage: str, target: str, params: Mapping[str, Any], build, path: Optional[str]) -> Any:
+    """A proxy on the machine-wide object ``build()`` for this backend configuration (the first caller on
+    the machine builds and serves it; the others connect)."""
     import tempfile
 
     from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-    params = dict(params)
-    shared = MultiProcessShared(lambda: BatchingServer(target, params, max_batch, max_wait_s),
-                                tag=server_tag(stage, target, params), path=path or tempfile.gettempdir(),
+    shared = MultiProcessShared(build, tag=server_tag(stage, target, params), path=path or tempfile.gettempdir(),
                                 always_proxy=True)
-    return SharedSeparator(shared.acquire(), caller)
+    return shared.acquire()
+
+
+def acquire_shared(stage: str, target: str, params: Mapping[str, Any], max_batch: int, max_wait_s: float,
+                   caller: str, path: Optional[str] = None) -> SharedSeparator:
+    """This worker's handle on the machine-wide separator server for ``target`` (started by the first caller)."""
+    params = dict(params)
+    proxy = _machine_wide(stage, target, params, lambda: BatchingServer(target, params, max_batch, max_wait_s), path)
+    return SharedSeparator(proxy, caller)
+
+
+def acquire_shared_asr(stage: str, target: str, params: Mapping[str, Any], caller: str,
+                       path: Optional[str] = None) -> SharedAsr:
+    """This worker's handle on the machine-wide ASR server for ``target`` (started by the first caller)."""
+    params = dict(params)
+    return SharedAsr(_machine_wide(stage, target, params, lambda: AsrServer(target, params), path), caller)

@@ -14,6 +14,8 @@ speaker prefixes, phrase loops and repeated lines are dropped.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -25,12 +27,15 @@ from transforms.core import shape
 from transforms.core.activity import stem_presence
 from transforms.core.sections import with_tags
 from transforms.core import reading, workdir
+from transforms.core.model_server import acquire_shared_asr
 from transforms.core.stage import StageFn, StageTransform
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
 from transforms.lyrics.align import alignment_scores
 from transforms.core import vad as vad_mod
 from transforms.lyrics.backend import AsrBackend
+
+log = logging.getLogger(__name__)
 
 STAGE = "lyrics"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
@@ -189,6 +194,14 @@ def vocal_stem_presence(song: Song, stem16k: np.ndarray) -> Optional[float]:
 class TranscribeFn(StageFn):
     stage = STAGE
 
+    def _acquire_backend(self):
+        if not self.config.get("share_model", False):
+            return super()._acquire_backend()
+        shared = acquire_shared_asr(self.stage, self.backend_target, self.config.backend_params,
+                                    caller=str(os.getpid()))
+        log.info("lyrics: worker %d uses the ASR served by process %d", os.getpid(), shared.server_pid)
+        return shared
+
     def setup(self) -> None:
         super().setup()
         self.vad = None
@@ -240,7 +253,7 @@ class TranscribeLyrics(StageTransform):
     fn_class = TranscribeFn
     backends = BACKENDS
     default_backend = "faster-whisper"
-    stage_params = ("gate_db", "language", "vad", "vad_threshold")
+    stage_params = ("gate_db", "language", "vad", "vad_threshold", "share_model")
 
     @classmethod
     def add_options(cls, group) -> None:
@@ -255,6 +268,9 @@ class TranscribeLyrics(StageTransform):
         add("--lyrics_sample_len", type=int, default=None,
             help="most tokens decoded per 30 s window (default: the library's)")
         add("--lyrics_threads", type=int, default=0, help="CPU threads for ASR (0: library default)")
+        add("--lyrics_share_model", action="store_true",
+            help="one ASR model per machine, served to every worker process (GPU workers: one copy on the "
+                 "GPU instead of one per SDK process); calls run one at a time")
         add("--lyrics_vad", default="silero", choices=("silero", "none"),
             help="voice activity on the vocal stem: silero (silero-vad's shipped weights; only the gate's "
                  "regions it confirms are transcribed) | none (the energy gate alone)")
