@@ -16,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
-import shutil
 import subprocess
-import tempfile
 from typing import BinaryIO, Optional, Tuple, Union
 
 import apache_beam as beam
@@ -31,6 +30,8 @@ from transforms.core import audio as au
 from transforms.core import workdir
 from transforms.core.facts import MAX_SONG_SECONDS
 from transforms.core.stage import FAILED, StageFn, StageTransform
+from transforms.decode.source import (RawSource, SoundfileSource, Source, copy_to_local, ffmpeg_to_raw,
+                                       write_work_copies)
 
 SILENCE_PEAK = 1e-4  # below -80 dBFS peak the song is digital silence
 
@@ -39,23 +40,8 @@ class DecodeError(ValueError):
     """The file's bytes are not audio any decoder here can read."""
 
 
-COPY_BLOCK = 1 << 20  # bytes per read when a stream is copied to a local file for ffmpeg
-
-
 class EmptyAudio(ValueError):
     """The file is empty, has no samples, or holds only silence."""
-
-
-def _decode_soundfile(source: BinaryIO, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """Decode at most ``max_seconds`` (0: all) from a seekable binary stream; the full length comes from
-    the header, so the rest of the file is never read."""
-    import soundfile as sf
-
-    with sf.SoundFile(source) as f:
-        total = f.frames / float(f.samplerate) if f.frames > 0 else 0.0
-        frames = int(max_seconds * f.samplerate) if max_seconds else -1
-        audio = f.read(frames=frames, dtype="float32", always_2d=True).T
-        return audio, f.samplerate, f.format.lower(), f.subtype.lower(), total
 
 
 def _ffprobe_codec(path: str) -> Tuple[str, str]:
@@ -85,29 +71,29 @@ def _ffprobe_duration(path: str) -> float:
         return 0.0
 
 
-def _decode_ffmpeg(source: BinaryIO, suffix: str, max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """Decode with the ffmpeg command at the file's native rate and channel count, at most ``max_seconds``.
-    The stream is copied to a local temporary file in blocks (ffmpeg seeks in some containers)."""
-    with tempfile.NamedTemporaryFile(suffix=suffix, prefix="songshard-") as tmp:
-        source.seek(0)
-        shutil.copyfileobj(source, tmp, COPY_BLOCK)
-        tmp.flush()
-        container, codec = _ffprobe_codec(tmp.name)
+def _ffmpeg_source(stream: BinaryIO, suffix: str, max_seconds: float = 0.0) -> Source:
+    """ffmpeg decodes the cut (at the file's native rate and channel count) to a raw float32 file on local
+    disk; the stream is first copied to a local file a block at a time (ffmpeg seeks in some containers)."""
+    local = copy_to_local(stream, suffix)
+    raw = local + ".f32"
+    try:
+        container, codec = _ffprobe_codec(local)
         probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-                                "stream=sample_rate,channels", "-of", "csv=p=0", tmp.name],
+                                "stream=sample_rate,channels", "-of", "csv=p=0", local],
                                capture_output=True, timeout=60)
         fields = probe.stdout.decode().strip().split(",")
         if probe.returncode != 0 or len(fields) < 2 or not fields[0].isdigit():
             raise DecodeError(f"no audio stream found ({_one_line(probe.stderr)[-200:] or 'ffprobe'})")
-        sr, channels = int(fields[0]), int(fields[1])
-        limit = ["-t", f"{max_seconds:.3f}"] if max_seconds else []
-        proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", tmp.name, "-map", "0:a:0", *limit,
-                               "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"], capture_output=True, timeout=3600)
-        if proc.returncode != 0 and not proc.stdout:
+        proc = ffmpeg_to_raw(local, raw, max_seconds)
+        if proc.returncode != 0 and not (os.path.exists(raw) and os.path.getsize(raw)):
             raise DecodeError(f"ffmpeg could not decode: {_one_line(proc.stderr)[-300:]}")
-        audio = np.frombuffer(proc.stdout, dtype="<f4")
-        audio = audio[: len(audio) // channels * channels].reshape(-1, channels).T.copy()
-        return audio, sr, container, codec, _ffprobe_duration(tmp.name) or audio.shape[-1] / float(sr)
+        return RawSource(raw, int(fields[0]), int(fields[1]), container, codec, _ffprobe_duration(local))
+    except BaseException:
+        if os.path.exists(raw):
+            os.unlink(raw)
+        raise
+    finally:
+        os.unlink(local)
 
 
 def decode_bytes(data: bytes, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
@@ -117,30 +103,38 @@ def decode_bytes(data: bytes, name: str = "", max_seconds: float = 0.0) -> Tuple
     return decode_stream(io.BytesIO(data), name, max_seconds)
 
 
-def decode_stream(source: BinaryIO, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
-    """(audio [C, N] float32, native sample rate, container, codec, full length in s) from a seekable
-    binary stream (a local file, a bucket object's reader, BytesIO).
+def open_source(stream: BinaryIO, name: str = "", max_seconds: float = 0.0) -> Source:
+    """The decoded cut of a seekable binary stream (a local file, a bucket object's reader, BytesIO) as a
+    :class:`~transforms.decode.source.Source`, already scanned (length, peak, finiteness, content id).
 
     Only the first ``max_seconds`` are decoded (0: all), and soundfile's formats are read no further
     than that, so a 3-hour file costs what the cut keeps. Raises EmptyAudio for an empty stream and
-    DecodeError when no decoder can read it.
+    DecodeError when no decoder can read it (soundfile first, then ffmpeg).
     """
-    source.seek(0, io.SEEK_END)
-    if source.tell() == 0:
+    stream.seek(0, io.SEEK_END)
+    if stream.tell() == 0:
         raise EmptyAudio("file is empty (0 bytes)")
-    source.seek(0)
     suffix = posixpath.splitext(name)[1].lower() or ".bin"
     errors = []
     if suffix not in (".m4a", ".aac", ".mp4", ".wma"):
         try:
-            return _decode_soundfile(source, max_seconds)
+            return SoundfileSource(stream, max_seconds)
         except Exception as exc:  # noqa: BLE001 - fall through to ffmpeg, keep the reason
-            errors.append("soundfile: " + re.sub(r"<_io\.\w+ object at 0x[0-9a-f]+>:?\s*", "", str(exc)))
+            errors.append("soundfile: " + re.sub(r"<_io\.\w+[^>]*>:?\s*", "", str(exc)))
     try:
-        return _decode_ffmpeg(source, suffix, max_seconds)
+        return _ffmpeg_source(stream, suffix, max_seconds)
     except (DecodeError, OSError, subprocess.SubprocessError) as exc:
         errors.append(f"ffmpeg: {exc}")
     raise DecodeError("cannot decode audio: " + "; ".join(errors))
+
+
+def decode_stream(stream: BinaryIO, name: str = "", max_seconds: float = 0.0) -> Tuple[np.ndarray, int, str, str, float]:
+    """(audio [C, N] float32, native sample rate, container, codec, full length in s): the whole decoded
+    cut of :func:`open_source` in memory (the stage itself reads it block by block)."""
+    with open_source(stream, name, max_seconds) as src:
+        blocks = list(src.blocks())
+        audio = np.concatenate(blocks, axis=1) if blocks else np.zeros((src.channels, 0), np.float32)
+        return audio, src.sample_rate, src.container, src.codec, src.duration
 
 
 def content_id(audio: np.ndarray, sample_rate: int) -> str:
@@ -230,44 +224,45 @@ class DecodeFn(StageFn):
 
     def apply(self, song: Song) -> Optional[Song]:
         max_s = float(self.config.get("max_seconds", MAX_SONG_SECONDS))
-        with workdir.open_read(song.uri) as source:  # read as far as the cut needs, never the whole file
-            audio, sr, container, codec, duration = decode_stream(source, song.uri, max_s)
-            size = source.seek(0, io.SEEK_END)
-            tags = read_file_tags(source)
-        if audio.size == 0 or audio.shape[-1] == 0:
+        # read as far as the cut needs, never the whole file; the decoded cut a block at a time
+        with workdir.open_read(song.uri) as stream, open_source(stream, song.uri, max_s) as src:
+            return self._decoded(song, src, stream, max_s)
+
+    def _decoded(self, song: Song, src: Source, stream: BinaryIO, max_s: float) -> Song:
+        scan, sr = src.scan, src.sample_rate
+        if scan.frames == 0:
             raise EmptyAudio("decoded zero samples (zero-length audio)")
-        if not np.all(np.isfinite(audio)):
+        if not scan.finite:
             raise DecodeError("decoded samples are not finite")
-        if au.peak(audio) < SILENCE_PEAK:
+        if scan.peak < SILENCE_PEAK:
             raise EmptyAudio(f"audio is digital silence (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)")
-        song.song_id = content_id(audio, sr)
+        song.song_id = scan.content_id
         if song.song_id in getattr(self, "done_ids", {}):
             # Same audio as a record OUT already holds: DropDuplicates records it as such.
             song.set_label("decode", {"already_in_output": True})
             return song
+        size = stream.seek(0, io.SEEK_END)
+        tags = read_file_tags(stream)
         meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
-        duration = max(duration, audio.shape[-1] / sr)
+        duration = max(src.duration, scan.frames / sr)
         song.source = SourceInfo(
-            uri=song.uri, size_bytes=int(size), container=container, codec=codec, sample_rate=sr,
-            channels=int(audio.shape[0]), duration=round(duration, 3), file_tags=tags, sidecar=meta,
+            uri=song.uri, size_bytes=int(size), container=src.container, codec=src.codec, sample_rate=sr,
+            channels=src.channels, duration=round(duration, 3), file_tags=tags, sidecar=meta,
             reference_lyrics=lyrics, reference_lyrics_format=lyr_fmt, reference_lyrics_lines=lyr_lines)
         song.artist = str(meta.get("artist") or tags.get("artist") or tags.get("albumartist") or "")
         song.title = str(meta.get("title") or tags.get("title") or
                           posixpath.splitext(posixpath.basename(song.uri))[0])
+        keep = scan.frames
         if max_s and duration > max_s:
-            audio = audio[:, : int(max_s * sr)]
+            keep = min(keep, int(max_s * sr))
             song.truncated = True
-        work = self.context.work_dir
-        mix = au.to_stereo(au.resample(audio, sr, au.CODEC_RATE))
-        song.duration = mix.shape[-1] / au.CODEC_RATE  # what the codec sees fixes the frame count
-        fmt = self.context.work_audio
-        song.audio["mix"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix", fmt), mix,
-                                               au.CODEC_RATE, fmt)
-        mono = au.resample(au.to_mono(audio), sr, au.ASR_RATE)
-        song.audio["mix16k"] = workdir.save_audio(workdir.song_uri(work, song.song_id, "mix16k", fmt), mono,
-                                                  au.ASR_RATE, fmt)
-        song.set_label("decode", {"source_sample_rate": sr, "source_channels": int(audio.shape[0]),
-                                  "container": container, "codec": codec})
+        work, fmt = self.context.work_dir, self.context.work_audio
+        uris = {name: workdir.song_uri(work, song.song_id, name, fmt) for name in ("mix", "mix16k")}
+        n_mix = write_work_copies(src, keep, uris["mix"], uris["mix16k"], fmt)
+        song.audio.update(uris)
+        song.duration = n_mix / au.CODEC_RATE  # what the codec sees fixes the frame count
+        song.set_label("decode", {"source_sample_rate": sr, "source_channels": src.channels,
+                                  "container": src.container, "codec": src.codec})
         return song
 
 
