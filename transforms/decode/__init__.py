@@ -5,7 +5,10 @@ for wav / flac / ogg / mp3 / opus, ffmpeg for the rest, e.g. m4a), gives the son
 its id (sha256 of the decoded PCM, so one recording under two names is one song),
 reads embedded tags (mutagen) and sidecars (NAME.json, NAME.txt, NAME.lrc), cuts
 songs at ``--decode_max_seconds`` and writes ``mix`` (48 kHz stereo) and ``mix16k``
-(16 kHz mono) to the work dir.
+(16 kHz mono) to the work dir. The file is opened as a seekable stream and read no
+further than the cut; the decoded cut goes through a block at a time, twice (checks
+and id, then the work-dir copies: ``transforms.decode.source``), so decode's memory
+does not grow with the song.
 
 Failures (dead letters, stage "decode"): empty file, undecodable bytes, no
 samples, digital silence, unreadable sidecar JSON.
