@@ -3,8 +3,8 @@
     python benchmarks/compare_runs.py OUT_A OUT_B [--stages structure,lyrics,tags,quality,separate]
 
 Songs are matched by file name. Printed: each song missing from B, each record field
-(``gt_lyric``, ``gt_lyric_timed``, ``descriptions``, ``pure_music``, ``musicality``) that
-differs, each stage label that differs (with the keys that do), and token arrays that
+(``key``, the song id; ``duration``, ``truncated``, ``source``, ``gt_lyric``, ``gt_lyric_timed``,
+``descriptions``, ``pure_music``, ``musicality``) that differs, each stage label that differs (with the keys that do), and token arrays that
 differ; then the number of differences. Exit status 1 when there is any: a change meant
 to keep the outputs (a speed or memory change) is checked with it.
 """
@@ -20,7 +20,8 @@ import tarfile
 
 import numpy as np
 
-FIELDS = ("gt_lyric", "gt_lyric_timed", "descriptions", "pure_music", "musicality")
+FIELDS = ("key", "duration", "truncated", "source", "gt_lyric", "gt_lyric_timed", "descriptions", "pure_music",
+          "musicality")
 
 
 def records(out: str) -> dict:
