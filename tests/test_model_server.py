@@ -70,6 +70,22 @@ def test_a_full_pass_waits_no_longer_and_other_shapes_go_in_their_own_pass():
     assert np.all(server.process(np.ones((1, 2, 5)), "e") == 2)
 
 
+def run_workers(target, jobs: dict) -> tuple:
+    """Spawn one process per job (``name: (path, payload)``) running ``target(path, barrier, results,
+    payload)``; (the processes, after they exited cleanly, and what each put on ``results``)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(jobs)), ctx.Queue()
+    procs = [ctx.Process(target=target, name=name, args=(path, barrier, results, payload))
+             for name, (path, payload) in jobs.items()]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=120)
+    assert all(p.exitcode == 0 for p in procs)
+    return procs, got
+
+
 def _worker(path, barrier, results, chunk):
     shared = acquire_shared("separate", SPLEETER, {}, max_batch=8, max_wait_s=1.0,
                             caller=str(multiprocessing.current_process().pid), path=path)
@@ -87,16 +103,7 @@ def test_two_worker_processes_share_one_spleeter_and_batch_their_songs(tmp_path)
     rng = np.random.default_rng(0)
     chunks = {name: (0.1 * rng.standard_normal((1, local.channels, local.chunk_length))).astype(np.float32)
               for name in ("w1", "w2")}
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, name=name, args=(str(tmp_path), barrier, results, chunks[name]))
-             for name in chunks]
-    for p in procs:
-        p.start()
-    got = [results.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(timeout=120)
-    assert all(p.exitcode == 0 for p in procs)
+    procs, got = run_workers(_worker, {name: (str(tmp_path), chunks[name]) for name in chunks})
     server_pids = {pid for _, pid, _, _ in got}
     assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one copy, in one worker
     last = max((s for *_, s in got), key=lambda s: s["passes"])
@@ -178,16 +185,7 @@ def test_two_worker_processes_share_one_asr_model(tmp_path):
     local.load()
     want = local.transcribe(speech, [(0.0, speech.size / 16000)], "en")
     assert want and "heart" in " ".join(w["text"] for s in want for w in s["words"]).lower()
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_asr_worker, name=f"w{i}", args=(str(tmp_path), barrier, results, speech))
-             for i in range(2)]
-    for p in procs:
-        p.start()
-    got = [results.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(timeout=120)
-    assert all(p.exitcode == 0 for p in procs)
+    procs, got = run_workers(_asr_worker, {f"w{i}": (str(tmp_path), speech) for i in range(2)})
     server_pids = {g[1] for g in got}
     assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one model copy, in one worker
     last = max((g[4] for g in got), key=lambda s: s["calls"])

@@ -124,16 +124,16 @@ class BatchingServer:
                 request.done.set()
 
 
-class SharedSeparator:
-    """A worker's handle on the machine's :class:`BatchingServer`: a separator backend whose
-    ``process`` runs in the server process, batched with other songs' segments."""
+class _Handle:
+    """What a worker's handle on a machine-wide server shares: the server's ``describe()``, no-op
+    ``load`` / ``check`` (the server did both), ``stats`` and a provenance that names the server."""
+
+    served = "one copy per machine (process {pid})"
 
     def __init__(self, proxy: Any, caller: str):
         self._proxy, self._caller = proxy, caller
-        info = proxy.describe()
-        for name, value in info["attrs"].items():
-            setattr(self, name, value)
-        self._provenance, self.server_pid = info["provenance"], info["pid"]
+        self._info = proxy.describe()
+        self._provenance, self.server_pid = self._info["provenance"], self._info["pid"]
 
     def load(self) -> None:
         """Loaded by the server."""
@@ -141,16 +141,28 @@ class SharedSeparator:
     def check(self) -> None:
         """Checked by the server when it loaded."""
 
-    def process(self, chunks: np.ndarray) -> np.ndarray:
-        return self._proxy.process(chunks, self._caller)
-
     def stats(self) -> Dict[str, Any]:
         return self._proxy.stats()
 
     def provenance(self) -> Provenance:
         p = dict(self._provenance)
-        p["note"] = "; ".join(filter(None, [p.get("note", ""), f"one copy per machine (process {self.server_pid}), batched across songs"]))
+        p["note"] = "; ".join(filter(None, [p.get("note", ""), self.served.format(pid=self.server_pid)]))
         return Provenance(**p)
+
+
+class SharedSeparator(_Handle):
+    """A worker's handle on the machine's :class:`BatchingServer`: a separator backend whose
+    ``process`` runs in the server process, batched with other songs' segments."""
+
+    served = "one copy per machine (process {pid}), batched across songs"
+
+    def __init__(self, proxy: Any, caller: str):
+        super().__init__(proxy, caller)
+        for name, value in self._info["attrs"].items():
+            setattr(self, name, value)
+
+    def process(self, chunks: np.ndarray) -> np.ndarray:
+        return self._proxy.process(chunks, self._caller)
 
 
 class AsrServer:
@@ -193,34 +205,18 @@ class AsrServer:
                     "callers": len(self._stats["callers"]), "pid": os.getpid()}
 
 
-class SharedAsr:
+class SharedAsr(_Handle):
     """A worker's handle on the machine's :class:`AsrServer`: an ASR backend whose calls run there."""
 
     def __init__(self, proxy: Any, caller: str):
-        self._proxy, self._caller = proxy, caller
-        info = proxy.describe()
-        self.does_transcribe, self.thresholds = info["does_transcribe"], info["thresholds"]
-        self._provenance, self.server_pid = info["provenance"], info["pid"]
-
-    def load(self) -> None:
-        """Loaded by the server."""
-
-    def check(self) -> None:
-        """Checked by the server when it loaded."""
+        super().__init__(proxy, caller)
+        self.does_transcribe, self.thresholds = self._info["does_transcribe"], self._info["thresholds"]
 
     def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
         return self._proxy.language_probs(clip, self._caller)
 
     def transcribe(self, audio: np.ndarray, clips, language: Optional[str]) -> List[dict]:
         return self._proxy.transcribe(audio, list(clips), language, self._caller)
-
-    def stats(self) -> Dict[str, Any]:
-        return self._proxy.stats()
-
-    def provenance(self) -> Provenance:
-        p = dict(self._provenance)
-        p["note"] = "; ".join(filter(None, [p.get("note", ""), f"one copy per machine (process {self.server_pid})"]))
-        return Provenance(**p)
 
 
 def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:
