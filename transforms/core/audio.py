@@ -46,6 +46,26 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
+class StreamResampler:
+    """soxr's streaming resampler on [C, n] blocks; the output equals one-shot resampling."""
+
+    def __init__(self, rate_in: int, rate_out: int, channels: int):
+        self.identity = rate_in == rate_out
+        if not self.identity:
+            import soxr
+
+            self._stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.identity:
+            return block
+        out = self._stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
+        return np.ascontiguousarray(out.T)
+
+    def flush(self, channels: int) -> np.ndarray:
+        return self.push(np.zeros((channels, 0), dtype=np.float32), last=True)
+
+
 def peak(audio: np.ndarray) -> float:
     return float(np.max(np.abs(audio))) if audio.size else 0.0
 

@@ -12,7 +12,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from transforms.core.audio import FrameRms
+from transforms.core.audio import FrameRms, StreamResampler
 from transforms.core.stream import open_reader
 
 BLOCK_SECONDS = 20.0  # a read block: 7.7 MB of 48 kHz stereo float32
@@ -43,30 +43,25 @@ class _Resampled:
     same samples as one ``audio.resample`` call over the whole array)."""
 
     def __init__(self, sr: int, rate: int, channels: int, total: int):
-        self.same = rate == sr
-        if self.same:
+        self.stream, self.channels = StreamResampler(sr, rate, channels), channels
+        if self.stream.identity:  # filled in place: no second copy at the end
             self.out, self.at = np.empty((channels, total), dtype=np.float32), 0
-        else:
-            import soxr
-
-            self.stream = soxr.ResampleStream(sr, rate, channels, dtype="float32", quality="HQ")
-            self.pieces, self.channels, self.flushed = [], channels, False
+        self.pieces, self.flushed = [], False
 
     def add(self, block: np.ndarray, last: bool) -> None:
-        if self.same:
+        if self.stream.identity:
             self.out[:, self.at:self.at + block.shape[1]] = block
             self.at += block.shape[1]
         else:
-            self.pieces.append(self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last))
+            self.pieces.append(self.stream.push(block, last=last))
             self.flushed = last
 
     def result(self) -> np.ndarray:
-        if self.same:
+        if self.stream.identity:
             return self.out[:, :self.at]
         if not self.flushed:  # an empty file, or one shorter than its header said
-            self.pieces.append(self.stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True))
-        out = np.concatenate(self.pieces, axis=0).reshape(-1, self.channels).T
-        return np.ascontiguousarray(out, dtype=np.float32)
+            self.pieces.append(self.stream.flush(self.channels))
+        return np.ascontiguousarray(np.concatenate(self.pieces, axis=1), dtype=np.float32)
 
 
 def _feed(uri: str, sinks, block_seconds: float):

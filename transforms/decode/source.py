@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, List, Optional
+from typing import BinaryIO, Iterator, Optional
 
 import numpy as np
 
@@ -182,14 +182,6 @@ def resampled_length(n: int, rate_in: int, rate_out: int) -> int:
     return n if rate_in == rate_out else (2 * n * rate_out + rate_in) // (2 * rate_in)
 
 
-def stream_resamplers(rate_in: int, rates: List[int], channels: List[int]):
-    """One soxr stream resampler per (rate, channels), None where the rate is the input's."""
-    import soxr
-
-    return [None if r == rate_in else soxr.ResampleStream(rate_in, r, c, dtype="float32", quality="HQ")
-            for r, c in zip(rates, channels)]
-
-
 def write_work_copies(src: Source, keep: int, mix_uri: str, mono_uri: str, fmt: str) -> int:
     """Write the first ``keep`` frames of ``src`` as the 48 kHz stereo mix and the 16 kHz mono copy,
     block by block: the samples ``to_stereo(resample(audio))`` and ``resample(to_mono(audio))`` give.
@@ -204,7 +196,7 @@ def write_work_copies(src: Source, keep: int, mix_uri: str, mono_uri: str, fmt: 
     try:
         for (rate, _, out_channels, uri), n in zip(targets, lengths):
             writers.append(open_writer(uri, out_channels, n, rate, fmt))
-        streams = stream_resamplers(sr, [t[0] for t in targets], [t[1] for t in targets])
+        streams = [au.StreamResampler(sr, rate, channels) for rate, channels, *_ in targets]
         left = keep
         for block in src.blocks():
             block = block[:, :left]
@@ -228,7 +220,6 @@ def _push(block: np.ndarray, last: bool, streams, writers) -> None:
 
     views = (block, au.to_mono(block))
     for view, stream, writer, fold in zip(views, streams, writers, (au.to_stereo, lambda x: x)):
-        if stream is not None:
-            view = np.ascontiguousarray(stream.resample_chunk(np.ascontiguousarray(view.T), last=last).T)
+        view = stream.push(view, last=last)
         if view.shape[1]:
             writer.write(fold(view))

@@ -13,31 +13,12 @@ from typing import Dict, Iterable, Iterator, Tuple
 
 import numpy as np
 
+from transforms.core.audio import StreamResampler  # noqa: F401 - used here, and by name from here
 from transforms.core.facts import CODEC_RATE
 from transforms.core.stage import Backend
 from transforms.separate.overlap import overlap_add
 
 BLOCK_SECONDS = 10.0  # how much of the song is read at a time
-
-
-class StreamResampler:
-    """soxr's streaming resampler on [C, n] blocks; the output equals one-shot resampling."""
-
-    def __init__(self, rate_in: int, rate_out: int, channels: int):
-        self.identity = rate_in == rate_out
-        if not self.identity:
-            import soxr
-
-            self._stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
-
-    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.identity:
-            return block
-        out = self._stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=last)
-        return np.ascontiguousarray(out.T)
-
-    def flush(self, channels: int) -> np.ndarray:
-        return self.push(np.zeros((channels, 0), dtype=np.float32), last=True)
 
 
 class SeparatorBackend(Backend):
