@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.graph import MODEL_STAGES, configurable_stages
 from pipeline.options import SongshardOptions
+from transforms.core import claims
 from transforms.core.config import StageConfig, config_sha256
 
 
@@ -38,6 +39,8 @@ class RunConfig:
     work_audio: str
     progress_interval: float
     song_time_limit: float
+    dedupe: str
+    local_workers: int  # worker processes of a local multi-process run (0: another runner or layout)
     stages: Tuple[StageConfig, ...]
     model_stages: Tuple[type, ...]
 
@@ -95,6 +98,15 @@ def work_audio_format(choice: str, work_root: str) -> str:
     return "flac24" if "://" in work_root else "npz"
 
 
+def local_workers(pipeline_options: PipelineOptions) -> int:
+    """Worker processes of a local multi-process DirectRunner run (0 for any other runner or mode)."""
+    direct = pipeline_options.get_all_options()
+    runner = str(direct.get("runner") or "DirectRunner")
+    if runner not in ("DirectRunner", "direct") or direct.get("direct_running_mode") != "multi_processing":
+        return 0
+    return int(direct.get("direct_num_workers") or 0)
+
+
 def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None) -> int:
     """Threads per worker process for a local multi-process run: cores / workers (0: not such a run)."""
     direct = pipeline_options.get_all_options()
@@ -121,11 +133,14 @@ def resolve(argv: Optional[List[str]] = None,
     configs = tuple(stage.configure(values) for stage in configurable_stages(stages))
     output = opts.output.rstrip("/")
     work_root = (opts.work_dir or output + "/_work").rstrip("/")
+    if opts.dedupe == "claims":
+        claims.check_supported(work_root)
     config = RunConfig(input=opts.input, output=output, work_root=work_root,
                        overwrite=bool(opts.overwrite), retry_failed=bool(opts.retry_failed),
                        keep_work=bool(opts.keep_work),
                        work_audio=work_audio_format(opts.work_audio, work_root),
                        progress_interval=float(opts.progress_interval),
                        song_time_limit=float(opts.song_time_limit or 0.0),
+                       dedupe=opts.dedupe, local_workers=local_workers(pipeline_options),
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

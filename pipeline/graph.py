@@ -1,6 +1,6 @@
 """The songshard graph, composed from ``transforms/``: the ordered list of stages and its wiring.
 
-    read (on workers, less what OUT holds) -> decode -> dedupe -> duration filter -> separate -> structure -> lyrics
+    read (on workers, less what OUT holds) -> spread -> decode -> dedupe -> duration filter -> separate -> structure -> lyrics
          -> tags -> quality -> tokens -> filter -> split -> shard
 
 Adding a model stage is one package in ``transforms/`` and one line in
@@ -19,7 +19,9 @@ import apache_beam as beam
 from pipeline.progress import CountDone
 from transforms.decode import DecodeAudio
 from transforms.dedupe import DropDuplicates
+from transforms.core.facts import MAX_SONG_SECONDS
 from transforms.discover.read import ReadSongs
+from transforms.discover.spread import BalancedSpread
 from transforms.filter import FilterSongs
 from transforms.lyrics import TranscribeLyrics
 from transforms.quality import MeasureQuality
@@ -63,6 +65,14 @@ def _write_jsonl(pcoll, label: str, prefix: str) -> None:
          | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", skip_if_empty=True))
 
 
+def spread(config) -> beam.PTransform:
+    """How songs reach the workers: balanced by length between a local run's worker processes
+    (:class:`BalancedSpread`), else a plain reshuffle that leaves balancing to the runner."""
+    if config.local_workers > 1:
+        return BalancedSpread(config.local_workers, config.stage("decode").get("max_seconds", MAX_SONG_SECONDS))
+    return beam.Reshuffle()
+
+
 def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     """Compose the graph on ``p`` for the run's input; returns the shard-info, failure and drop collections.
 
@@ -74,9 +84,9 @@ def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     song is pickled into the graph, and no song waits for another.
     """
     songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed)
-    songs = songs | "Spread" >> beam.Reshuffle()
+    songs = songs | "Spread" >> spread(config)
     songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, done_ids)
-    songs, duplicates = songs | "dedupe" >> DropDuplicates()
+    songs, duplicates = songs | "dedupe" >> DropDuplicates(config.dedupe)
     songs, too_long_or_short = songs | "filter_duration" >> FilterSongs(config.stage("filter"), rules=("duration",))
     failures = [decode_failed]
     for stage in config.model_stages:

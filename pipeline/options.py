@@ -38,5 +38,10 @@ class SongshardOptions(PipelineOptions):
         io.add_argument("--song_time_limit", type=float, default=1800.0,
                         help="seconds of compute a song may take over all stages; past it the song becomes "
                              "a dead letter and the run goes on (0: no limit)")
+        io.add_argument("--dedupe", default="claims", choices=["claims", "group"],
+                        help="how copies of one song are found: claims (default), the first copy decoded claims "
+                             "its content id in the work dir (local or gs://) and no song waits for another; "
+                             "group, songs are grouped by content id and the smallest URI is kept, but no song "
+                             "is separated before every song is decoded (for work dirs without atomic create)")
         for stage in configurable_stages():
             stage.add_options(parser.add_argument_group(f"stage {stage.stage}"))

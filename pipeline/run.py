@@ -139,7 +139,7 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     run_id = new_run_id()
     context = RunContext(run_id=run_id, output=config.output, work_dir=FileSystems.join(config.work_root, run_id),
                          config_sha256=config.sha256, song_time_limit=config.song_time_limit,
-                         work_audio=config.work_audio)
+                         work_audio=config.work_audio, dedupe=config.dedupe)
     uris = discover(config.input)
     state = resume_state(config.output, config.retry_failed)
     todo = [u for u in uris if u not in state["uris"]]

@@ -118,7 +118,8 @@ def test_run_writes_shards_index_failures_and_resumes(corpus, tmp_path):
     keys = [s["__key__"] for s in samples]
     assert len(keys) == len(set(keys)) == 3
     uris = sorted(os.path.basename(s["json"]["uri"]) for s in samples)
-    assert uris == ["a.wav", "b.flac", "c.wav"]
+    kept = "a.wav" if "a.wav" in uris else "copy_of_a.wav"  # claims: whichever copy was decoded first
+    assert uris == sorted([kept, "b.flac", "c.wav"])
     for s in samples:
         dur = s["json"]["duration"]
         assert s["tokens.npy"].shape == (3, int(dur * 25) + 1)
@@ -136,8 +137,10 @@ def test_run_writes_shards_index_failures_and_resumes(corpus, tmp_path):
     assert sorted((os.path.basename(f["uri"]), f["stage"]) for f in failures) == [
         ("empty.wav", "decode"), ("explode.wav", "fake"), ("notes.mp3", "decode")]
     dropped = [json.loads(ln) for f in glob.glob(f"{out}/filtered/*.jsonl") for ln in open(f)]
-    reasons = {os.path.basename(d["uri"]): d["reasons"][0].split(":")[0] for d in dropped}
-    assert reasons == {"copy_of_a.wav": "duplicate_of", "tiny.wav": "too_short"}
+    reasons = {os.path.basename(d["uri"]): d["reasons"][0] for d in dropped}
+    copy = ({"a.wav", "copy_of_a.wav"} - {kept}).pop()
+    assert set(reasons) == {copy, "tiny.wav"} and reasons["tiny.wav"].startswith("too_short")
+    assert reasons[copy] == f"duplicate_of: {corpus / kept}"
     assert not os.path.exists(out / "_work" / stats["run_id"])  # work dir cleaned
 
     # a rerun into the same OUT does nothing twice ...
@@ -204,6 +207,46 @@ def test_adding_a_stage_is_one_class_and_one_list_entry(corpus, tmp_path):
     second = run(_argv(corpus, tmp_path / "out2", "--loudness_scale", "2"), test_pipeline=TestPipeline(),
                  stages=[*STAGES, LoudnessStage])
     assert second["config_sha256"] == first["config_sha256"] == samples[0]["json"]["run"]["config_sha256"]
+
+
+def test_group_dedupe_keeps_the_smallest_uri_and_claims_keep_exactly_one_copy(corpus, tmp_path):
+    for mode in ("group", "claims"):
+        out = tmp_path / mode
+        stats = run(_argv(corpus, out, "--dedupe", mode), test_pipeline=TestPipeline(), stages=STAGES)
+        uris = sorted(os.path.basename(s["json"]["uri"]) for s in _read_shards(out))
+        dropped = [json.loads(ln) for f in glob.glob(f"{out}/filtered/*.jsonl") for ln in open(f)]
+        dups = [os.path.basename(d["uri"]) for d in dropped if d["reasons"][0].startswith("duplicate_of")]
+        assert stats["records_out"] == 3 and len(dups) == 1
+        assert sorted(uris + dups) == ["a.wav", "b.flac", "c.wav", "copy_of_a.wav"]
+        if mode == "group":
+            assert dups == ["copy_of_a.wav"]
+
+
+def test_claims_need_a_work_dir_with_atomic_create(corpus, tmp_path):
+    from pipeline.config import resolve
+
+    with pytest.raises(ValueError, match="--dedupe group"):
+        resolve(_argv(corpus, tmp_path / "out", "--work_dir", "s3://bucket/work"), model_stages=STAGES)
+    _, config = resolve(_argv(corpus, tmp_path / "out", "--work_dir", "s3://bucket/work", "--dedupe", "group"),
+                        model_stages=STAGES)
+    assert config.dedupe == "group"
+
+
+def test_a_local_run_deals_songs_by_length_and_other_runners_reshuffle(corpus, tmp_path):
+    import apache_beam as beam
+
+    from pipeline.config import resolve
+    from pipeline.graph import spread
+    from transforms.discover.spread import BalancedSpread
+
+    _, local = resolve(_argv(corpus, tmp_path / "out", "--direct_num_workers", "2",
+                             "--direct_running_mode", "multi_processing"), model_stages=STAGES)
+    assert local.local_workers == 2 and isinstance(spread(local), BalancedSpread)
+    _, single = resolve(_argv(corpus, tmp_path / "out", "--direct_num_workers", "1",
+                              "--direct_running_mode", "multi_processing"), model_stages=STAGES)
+    _, portable = resolve(_argv(corpus, tmp_path / "out", "--runner", "PortableRunner"), model_stages=STAGES)
+    for config in (single, portable):
+        assert isinstance(spread(config), beam.Reshuffle)
 
 
 def test_the_job_graph_does_not_grow_with_the_number_of_songs(tmp_path):

@@ -68,6 +68,7 @@ class RunContext:
     config_sha256: str = ""
     song_time_limit: float = 0.0  # seconds of compute a song may take over all stages (0: no limit)
     work_audio: str = "npz"  # how audio is stored in the work dir: transforms.core.workdir.AUDIO_FORMATS
+    dedupe: str = "claims"  # "claims": first come in the work dir (transforms.core.claims); "group": by id
     extra: Items = field(default=())
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -30,6 +30,7 @@ import numpy as np
 
 from schemas.records import SourceInfo, Song
 from transforms.core import audio as au
+from transforms.core import claims
 from transforms.core import workdir
 from transforms.core.facts import MAX_SONG_SECONDS
 from transforms.core.stage import FAILED, StageFn, StageTransform
@@ -244,6 +245,11 @@ class DecodeFn(StageFn):
             # Same audio as a record OUT already holds: DropDuplicates records it as such.
             song.set_label("decode", {"already_in_output": True})
             return song
+        if self.context.dedupe == "claims" and self.context.work_dir:
+            owner = claims.claim(self.context.work_dir, song.song_id, song.uri)
+            if owner != song.uri:  # another copy of this audio came first: DropDuplicates drops this one
+                song.set_label("decode", {"duplicate_of": owner})
+                return song
         size = stream.seek(0, io.SEEK_END)
         tags = read_file_tags(stream)
         meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
