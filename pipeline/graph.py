@@ -65,11 +65,12 @@ def _write_jsonl(pcoll, label: str, prefix: str) -> None:
          | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl", skip_if_empty=True))
 
 
-def spread(config) -> beam.PTransform:
-    """How songs reach the workers: balanced by length between a local run's worker processes
+def spread(config, work_dir: str = "") -> beam.PTransform:
+    """How songs reach the workers: pulled longest first by a local run's worker processes
     (:class:`BalancedSpread`), else a plain reshuffle that leaves balancing to the runner."""
     if config.local_workers > 1:
-        return BalancedSpread(config.local_workers, config.stage("decode").get("max_seconds", MAX_SONG_SECONDS))
+        return BalancedSpread(config.local_workers, config.stage("decode").get("max_seconds", MAX_SONG_SECONDS),
+                              work_dir)
     return beam.Reshuffle()
 
 
@@ -84,7 +85,7 @@ def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     song is pickled into the graph, and no song waits for another.
     """
     songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed)
-    songs = songs | "Spread" >> spread(config)
+    songs = songs | "Spread" >> spread(config, context.work_dir)
     songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, done_ids)
     songs, duplicates = songs | "dedupe" >> DropDuplicates(config.dedupe)
     songs, too_long_or_short = songs | "filter_duration" >> FilterSongs(config.stage("filter"), rules=("duration",))

@@ -59,3 +59,31 @@ def test_balanced_spread_passes_every_song_through(tmp_path):
         assert_that(out, equal_to(uris))
     with pytest.raises(ValueError):
         BalancedSpread(1)
+
+
+def test_workers_pull_each_song_once_and_a_retried_share_redoes_its_own(tmp_path):
+    from transforms.discover.spread import PullFn
+
+    songs = [Song(uri=f"/songs/{i}.wav") for i in range(6)]
+    work = str(tmp_path / "work")
+    first, second = PullFn(work), PullFn(work)
+    pulled0 = iter(first.process((0, [songs])))
+    got0 = [next(pulled0).uri, next(pulled0).uri]  # worker 0 has taken two songs ...
+    got1 = [s.uri for s in second.process((1, [songs]))]  # ... worker 1 takes every song left
+    got0 += [s.uri for s in pulled0]
+    assert got0 == ["/songs/0.wav", "/songs/1.wav"] and got1 == [f"/songs/{i}.wav" for i in range(2, 6)]
+    retried = [s.uri for s in PullFn(work).process((0, [songs]))]  # worker 0's bundle, run again
+    assert retried == got0
+
+
+def test_balanced_spread_with_a_work_dir_passes_every_song_through_once(tmp_path):
+    uris = []
+    for i, seconds in enumerate([3, 9, 1, 4, 4, 2]):
+        path = tmp_path / f"s{i}.wav"
+        sf.write(path, np.zeros((16000 * seconds, 1), dtype=np.float32), 16000)
+        uris.append(str(path))
+    with TestPipeline() as p:
+        out = (p | beam.Create([Song(uri=u) for u in uris]) | BalancedSpread(3, work_dir=str(tmp_path / "w"))
+               | beam.Map(lambda s: s.uri))
+        assert_that(out, equal_to(uris))
+    assert len(list((tmp_path / "w" / "claims").iterdir())) == 6

@@ -41,10 +41,15 @@ def test_workers_inherit_the_budget_and_the_driver_gets_its_environment_back(mon
     monkeypatch.delenv(WORKER_THREADS_ENV, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's own value wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     with worker_environment(1):
         assert worker_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
         assert os.environ["MKL_NUM_THREADS"] == "3"
+        assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(256 << 20)  # large arrays stay in the heap
+        assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "0"
     assert WORKER_THREADS_ENV not in os.environ and "OMP_NUM_THREADS" not in os.environ
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ and os.environ["MALLOC_TRIM_THRESHOLD_"] == "0"
     assert os.environ["MKL_NUM_THREADS"] == "3" and worker_threads() == 0
     with worker_environment(0):
         assert WORKER_THREADS_ENV not in os.environ

@@ -6,10 +6,16 @@ works through its share alone. With random keys (``beam.Reshuffle``) two workers
 the same number of songs but not the same number of minutes, and the run lasts as long as the
 larger share: on the 18-song real-music set, one worker could be idle for a minute at the end.
 
-:class:`BalancedSpread` deals by length instead. Each song's length is read from its file's
-header (no decoding) on workers, capped at the decode cut; the songs are then dealt longest
-first, each to the worker with the least work so far (the LPT rule; a fixed cost per song is
-counted too), and grouped under one key per worker, so that each process gets one share.
+:class:`BalancedSpread` balances by length instead. Each song's length is read from its file's
+header (no decoding) on workers, capped at the decode cut, and the songs are ordered longest first.
+Then, where the run's work dir can hold claims (:mod:`transforms.core.claims`: a local disk or
+``gs://``), every worker process gets the whole ordered list under a key of its own and *pulls*:
+it claims the next song no one has claimed yet, processes it through every stage, and comes back
+for the next, so a worker that drew quick songs simply takes more of them (longest-processing-time
+first, as the work really goes). A retried bundle finds its own claims and redoes those songs;
+no song is taken twice. Without claims the songs are *dealt* once by the same rule on their
+estimated lengths (:func:`deal`), which leaves the shares as uneven as lengths are poor estimates
+of compute.
 
 Only a local multi-process run uses it: on Dataflow, Flink or Spark, ``beam.Reshuffle`` keeps
 the runner free to split and rebalance work itself, and one key per worker would undo that.
@@ -17,6 +23,7 @@ the runner free to split and rebalance work itself, and one key per worker would
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from typing import Iterable, List, Sequence, Tuple
 
@@ -24,7 +31,7 @@ import apache_beam as beam
 import soundfile as sf
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core import workdir
+from transforms.core import claims, workdir
 
 PER_SONG_SECONDS = 10.0  # fixed cost per song (open, write, load stems), counted as audio seconds
 BYTES_PER_SECOND = {".mp3": 16000.0, ".m4a": 16000.0, ".aac": 16000.0, ".wma": 16000.0,
@@ -77,28 +84,57 @@ def _deal_songs(item, workers: int) -> Iterable[Tuple[int, object]]:
             yield w, pairs[i][1]
 
 
+def _offer_to_all(item, workers: int) -> Iterable[Tuple[int, object]]:
+    _, pairs = item
+    ordered = [song for _, song in sorted(pairs, key=lambda p: (-p[0], p[1].uri))]
+    for w in range(workers):
+        yield w, ordered
+
+
+class PullFn(beam.DoFn):
+    """``(worker, [songs longest first])`` in (a group of one list); each song that this worker is first
+    to claim out, one at a time: the next claim is made only when the stages after it have finished
+    the last song."""
+
+    def __init__(self, work_dir: str):
+        self.work_dir = work_dir
+
+    def process(self, item):
+        worker, offers = item
+        me = f"worker-{worker}"
+        for song in (song for offer in offers for song in offer):
+            key = "pull-" + hashlib.sha1(song.uri.encode("utf-8")).hexdigest()
+            if claims.claim(self.work_dir, key, me) == me:
+                yield song
+
+
 class BalancedSpread(beam.PTransform):
     """Songs in, the same songs out, in one share per local worker process of about equal minutes.
 
-    ``workers``: the run's ``--direct_num_workers``; ``max_seconds``: decode's cut. Reads every
-    song's header once and holds the (small) Song records of the whole input in one place while it
-    deals them, which suits a local run, not a cluster.
+    ``workers``: the run's ``--direct_num_workers``; ``max_seconds``: decode's cut; ``work_dir``: the
+    run's work dir, where workers claim the songs they pull (without one, or on a filesystem with no
+    atomic create, songs are dealt once). Reads every song's header once and holds the (small) Song
+    records of the whole input in one place, and each worker gets the whole list: that suits a local
+    run, not a cluster.
     """
 
-    def __init__(self, workers: int, max_seconds: float = 0.0):
+    def __init__(self, workers: int, max_seconds: float = 0.0, work_dir: str = ""):
         super().__init__()
         if workers < 2:
             raise ValueError("BalancedSpread is for two or more worker processes; use beam.Reshuffle")
         self.workers, self.max_seconds = int(workers), float(max_seconds)
+        self.work_dir = work_dir if work_dir and claims.supported(work_dir) else ""
 
     def expand(self, songs):
         workers, cap = self.workers, self.max_seconds
-        return (songs
-                | "Length" >> beam.Map(lambda s: (None, (estimate_seconds(s.uri, cap), s)))
-                | "Together" >> beam.GroupByKey()
-                | "Deal" >> beam.FlatMap(_deal_songs, workers)
-                | "ByWorker" >> beam.GroupByKey()
-                | "Unpack" >> beam.FlatMap(lambda item: item[1]))
+        together = (songs
+                    | "Length" >> beam.Map(lambda s: (None, (estimate_seconds(s.uri, cap), s)))
+                    | "Together" >> beam.GroupByKey())
+        if self.work_dir:
+            return (together | "OfferToAll" >> beam.FlatMap(_offer_to_all, workers)
+                    | "ByWorker" >> beam.GroupByKey() | "Pull" >> beam.ParDo(PullFn(self.work_dir)))
+        return (together | "Deal" >> beam.FlatMap(_deal_songs, workers)
+                | "ByWorker" >> beam.GroupByKey() | "Unpack" >> beam.FlatMap(lambda item: item[1]))
 
 
-__all__ = ["BalancedSpread", "deal", "estimate_seconds", "PER_SONG_SECONDS"]
+__all__ = ["BalancedSpread", "PullFn", "deal", "estimate_seconds", "PER_SONG_SECONDS"]
