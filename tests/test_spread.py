@@ -47,12 +47,18 @@ def test_lengths_come_from_headers_capped_with_a_size_guess_for_other_formats(tm
     assert estimate_seconds(str(tmp_path / "missing.wav")) == 0.0
 
 
-def test_balanced_spread_passes_every_song_through(tmp_path):
-    uris = []
+@pytest.fixture
+def uris(tmp_path):
+    """Six silent songs of 1-9 s."""
+    paths = []
     for i, seconds in enumerate([3, 9, 1, 4, 4, 2]):
         path = tmp_path / f"s{i}.wav"
         sf.write(path, np.zeros((16000 * seconds, 1), dtype=np.float32), 16000)
-        uris.append(str(path))
+        paths.append(str(path))
+    return paths
+
+
+def test_balanced_spread_passes_every_song_through(uris):
     with TestPipeline() as p:
         out = (p | beam.Create([Song(uri=u) for u in uris]) | BalancedSpread(2)
                | beam.Map(lambda s: s.uri))
@@ -76,12 +82,7 @@ def test_workers_pull_each_song_once_and_a_retried_share_redoes_its_own(tmp_path
     assert retried == got0
 
 
-def test_balanced_spread_with_a_work_dir_passes_every_song_through_once(tmp_path):
-    uris = []
-    for i, seconds in enumerate([3, 9, 1, 4, 4, 2]):
-        path = tmp_path / f"s{i}.wav"
-        sf.write(path, np.zeros((16000 * seconds, 1), dtype=np.float32), 16000)
-        uris.append(str(path))
+def test_balanced_spread_with_a_work_dir_passes_every_song_through_once(uris, tmp_path):
     with TestPipeline() as p:
         out = (p | beam.Create([Song(uri=u) for u in uris]) | BalancedSpread(3, work_dir=str(tmp_path / "w"))
                | beam.Map(lambda s: s.uri))
