@@ -109,10 +109,8 @@ def local_workers(pipeline_options: PipelineOptions) -> int:
 
 def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None) -> int:
     """Threads per worker process for a local multi-process run: cores / workers (0: not such a run)."""
-    direct = pipeline_options.get_all_options()
-    if direct.get("direct_running_mode") != "multi_processing" or not direct.get("direct_num_workers"):
-        return 0
-    return max(1, (cores or available_cores()) // int(direct["direct_num_workers"]))
+    workers = local_workers(pipeline_options)
+    return max(1, (cores or available_cores()) // workers) if workers else 0
 
 
 def resolve(argv: Optional[List[str]] = None,
