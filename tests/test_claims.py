@@ -23,13 +23,28 @@ def _race(args):
     return claims.claim(work, "same-id", owner)
 
 
-def test_processes_racing_for_one_id_get_one_winner(tmp_path):
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_processes_racing_for_one_id_get_one_winner(tmp_path, monkeypatch, hard_links):
+    if not hard_links:  # the O_EXCL path: forked racers inherit the patched module
+        monkeypatch.setattr(claims.os, "link", lambda src, dst: (_ for _ in ()).throw(OSError(95, "no links")))
     work = str(tmp_path / "work")
     owners = [f"/songs/{i:02d}.wav" for i in range(16)]
     with mp.get_context("fork").Pool(8) as pool:
         seen = pool.map(_race, [(work, o) for o in owners], chunksize=1)
     assert len(set(seen)) == 1 and seen[0] in owners
     assert sum(s == o for s, o in zip(seen, owners)) == 1  # exactly one process was told it won
+
+
+def test_claims_work_on_a_filesystem_without_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(claims.os, "link", no_links)
+    work = str(tmp_path / "work")
+    assert claims.claim(work, "abc", "/songs/a.wav") == "/songs/a.wav"
+    assert claims.claim(work, "abc", "/songs/b.wav") == "/songs/a.wav"
+    assert claims.claim(work, "abc", "/songs/a.wav") == "/songs/a.wav"
+    assert sorted(p.name for p in (tmp_path / "work" / claims.CLAIMS_FOLDER).iterdir()) == ["abc"]
 
 
 def test_bad_keys_and_work_dirs_without_atomic_create_are_refused(tmp_path):

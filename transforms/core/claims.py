@@ -10,7 +10,8 @@ What is atomic:
 
 - a local work dir: the URI is written to a private temporary file that is then hard-linked
   to the claim's name; ``link`` fails if the name exists, so a claim appears whole or not at
-  all, and two processes racing for one id get one winner;
+  all, and two processes racing for one id get one winner. Where the filesystem has no hard
+  links, the claim is created with ``O_EXCL`` and a reader waits for its content;
 - ``gs://``: an upload with ``if_generation_match=0``, Cloud Storage's create-if-absent.
 
 What is idempotent: claiming again with the URI that holds a claim returns that URI, so a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from typing import Optional
 
 CLAIMS_FOLDER = "claims"
@@ -50,6 +52,28 @@ def check_supported(work_root: str) -> None:
             f"(groups songs by content id: no song is separated before every song is decoded)")
 
 
+def _read_claim(path: str, wait_s: float = 2.0) -> str:
+    """The owner in a claim file; waits a moment for one that :func:`_create_exclusive` is still writing."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with open(path, encoding="utf-8") as f:
+            owner = f.read()
+        if owner or time.monotonic() > deadline:
+            return owner
+        time.sleep(0.01)
+
+
+def _create_exclusive(path: str, owner: str) -> str:
+    """For filesystems without hard links: O_EXCL creation, then the owner written into it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return _read_claim(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(owner)
+    return owner
+
+
 def _claim_local(folder: str, key: str, owner: str) -> str:
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, key)
@@ -61,8 +85,9 @@ def _claim_local(folder: str, key: str, owner: str) -> str:
             os.link(tmp, path)
             return owner
         except FileExistsError:
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+            return _read_claim(path)
+        except OSError:  # no hard links on this filesystem (some network and FUSE mounts)
+            return _create_exclusive(path, owner)
     finally:
         os.unlink(tmp)
 
