@@ -46,7 +46,11 @@ def test_every_good_song_is_in_the_shards_exactly_once(corpus, output):
     for shard in sorted(glob.glob(f"{out}/train-*.tar")):
         samples.extend(wds.WebDataset(shard, shardshuffle=False, empty_check=False).decode())
     files = sorted(os.path.basename(s["json"]["uri"]) for s in samples)
-    assert files == sorted(song["file"] for song in truth["songs"].values())
+    expected = sorted(song["file"] for song in truth["songs"].values())
+    # claims keep whichever copy of a duplicated song was decoded first
+    copies = [(e["of"], name) for name, e in truth["expected"].items() if e["outcome"] == "duplicate"]
+    swapped = [sorted(copy if f == original else f for f in expected) for original, copy in copies]
+    assert files == expected or files in swapped, files
     assert len({s["__key__"] for s in samples}) == len(samples) == stats["records_out"]
     index = pq.read_table(str(out / "index"))
     assert sorted(index.column("key").to_pylist()) == sorted(s["__key__"] for s in samples)
@@ -89,8 +93,10 @@ def test_every_bad_file_is_a_dead_letter_or_a_recorded_drop(corpus, output):
         if expected["outcome"] == "dead_letter":
             assert name in failures, name
             assert failures[name]["stage"] == "decode" and failures[name]["message"]
-        elif expected["outcome"] == "duplicate":
-            assert dropped[name]["reasons"][0].startswith("duplicate_of")
+        elif expected["outcome"] == "duplicate":  # this copy, or the one it copies, was dropped
+            loser, kept = (name, expected["of"]) if name in dropped else (expected["of"], name)
+            reason, owner = dropped[loser]["reasons"][0].split(": ", 1)
+            assert reason == "duplicate_of" and os.path.basename(owner) == kept
         elif expected["outcome"] == "filtered_too_short":
             assert dropped[name]["reasons"][0].startswith("too_short")
     assert stats["failures"] == sum(e["outcome"] == "dead_letter" for e in truth["expected"].values())

@@ -244,7 +244,7 @@ def test_bad_files_are_what_they_claim(corpus):
     assert sf.info(str(d / "zero_length.wav")).frames == 0 and (d / "zero_length.wav").stat().st_size > 0
     [dup] = [k for k, v in exp.items() if v["outcome"] == "duplicate"]
     original = exp[dup]["of"]
-    assert dup == "dup_of_" + original and dup > original  # the pipeline keeps the smallest uri
+    assert dup == "dup_of_" + original and dup > original  # --dedupe group keeps the smallest uri
     assert (d / dup).read_bytes() == (d / original).read_bytes()
     assert exp["short_song.wav"]["outcome"] == "filtered_too_short"
     short, sr = sf.read(str(d / "short_song.wav"))
