@@ -58,6 +58,11 @@ def estimate_seconds(uri: str, max_seconds: float = 0.0) -> float:
     return min(seconds, max_seconds) if max_seconds else seconds
 
 
+def longest_first(costs: Sequence[Tuple[float, str]]) -> List[int]:
+    """Indices of ``costs`` ((seconds, tie-break name) per song), longest first, ties by name."""
+    return sorted(range(len(costs)), key=lambda k: (-costs[k][0], costs[k][1]))
+
+
 def deal(costs: Sequence[Tuple[float, str]], workers: int) -> List[List[int]]:
     """Indices of ``costs`` ((seconds, tie-break name) per song) dealt into ``workers`` shares.
 
@@ -68,7 +73,7 @@ def deal(costs: Sequence[Tuple[float, str]], workers: int) -> List[List[int]]:
         raise ValueError(f"workers must be at least 1, not {workers}")
     shares: List[List[int]] = [[] for _ in range(workers)]
     loads = [0.0] * workers
-    for i in sorted(range(len(costs)), key=lambda k: (-costs[k][0], costs[k][1])):
+    for i in longest_first(costs):
         w = min(range(workers), key=lambda k: (loads[k], k))
         shares[w].append(i)
         loads[w] += costs[i][0] + PER_SONG_SECONDS
@@ -86,7 +91,8 @@ def _deal_songs(item, workers: int) -> Iterable[Tuple[int, object]]:
 
 def _offer_to_all(item, workers: int) -> Iterable[Tuple[int, object]]:
     _, pairs = item
-    ordered = [song for _, song in sorted(pairs, key=lambda p: (-p[0], p[1].uri))]
+    pairs = list(pairs)
+    ordered = [pairs[i][1] for i in longest_first([(seconds, song.uri) for seconds, song in pairs])]
     for w in range(workers):
         yield w, ordered
 
