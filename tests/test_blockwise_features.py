@@ -60,7 +60,7 @@ def test_tuning_centroid_rolloff_and_key_chroma_equal_librosa_s():
 def test_musicnn_log_mel_equals_the_whole_signal_melspectrogram():
     import librosa
 
-    from transforms.tags.musicnn import features
+    from transforms.core.musicnn import features
 
     y = signal(10.0, sr=16000, seed=2)
     whole = librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256, n_fft=512, n_mels=96).T

@@ -58,7 +58,8 @@ def make_clips():
 
 
 from transforms.core.stage import BackendUnavailable  # noqa: E402
-from transforms.tags.musicnn import checkpoint, features, mapping, model, tagger  # noqa: E402
+from transforms.core.musicnn import checkpoint, features, model, tagger  # noqa: E402
+from transforms.tags.musicnn import mapping  # noqa: E402
 
 PACKAGE = tagger.package_folder()
 needs_weights = pytest.mark.skipif(PACKAGE is None, reason="musicnn package (weights) not installed")

@@ -33,7 +33,7 @@ from schemas.records import Provenance
 from transforms.core import audio as au
 from transforms.core.stage import BackendUnavailable
 from transforms.core.weights import file_sha256
-from transforms.structure import tempo
+from transforms.structure import tempo, tempo_cnn
 from transforms.structure.dsp import ANALYSIS_RATE, DspStructure
 
 RATE = 22050
@@ -274,6 +274,7 @@ class BeatNetStructure(DspStructure):
         if self.model not in WEIGHTS_SHA256:
             raise BackendUnavailable(f"--structure_beatnet_model must be one of {sorted(WEIGHTS_SHA256)}")
         weights_path(self.model)
+        super().check()
 
     def load(self) -> None:
         """Builds the CRNN and loads the pinned weights (ValueError if the file's sha256 differs)."""
@@ -281,12 +282,13 @@ class BeatNetStructure(DspStructure):
         self._net = load_network(self.model)
 
     def provenance(self) -> Provenance:
-        """Model name and number, the pinned weights digest, the weights' licence."""
+        """Model name and number, the pinned weights digest, the weights' licence (and the level check's models)."""
+        extra = f"; {tempo_cnn.LICENCE}" if self.tempo_level and self.evidence.tempo_models else ""
         return Provenance(backend="beatnet", version=f"BeatNet 1.1.3 model {self.model}",
                           weights=f"BeatNet/models/model_{self.model}_weights.pt",
-                          weights_sha256=WEIGHTS_SHA256[self.model], licence=LICENCE,
-                          note="BeatNet CRNN activations, bar-pointer Viterbi (55-215 bpm, 3/4 and 4/4), "
-                               "metrical-level check; sections by signal processing")
+                          weights_sha256=WEIGHTS_SHA256[self.model], licence=LICENCE + extra,
+                          note="BeatNet CRNN activations, bar-pointer Viterbi (55-215 bpm, 3/4 and 4/4)"
+                               f"{self.level_note()}; sections by signal processing")
 
     def track_beats(self, y: np.ndarray, mix: np.ndarray, sample_rate: int) -> tuple:
         """(beat times, downbeat times, beats per bar); ``y`` is the mono mix at ANALYSIS_RATE."""

@@ -28,6 +28,7 @@ from transforms.core import spectral
 from transforms.core.stage import Backend
 from transforms.structure import sections as sec
 from transforms.structure import tempo
+from transforms.structure.evidence import LevelEvidence
 from transforms.structure.tempo import tempo_from_beats  # noqa: F401 - re-exported
 
 ANALYSIS_RATE = 22050
@@ -82,7 +83,8 @@ def checkerboard_novelty(ssm: np.ndarray, half: int) -> np.ndarray:
 class DspStructure(Backend):
     """librosa beats, the metrical-level check (``transforms.structure.tempo``) and novelty sections.
 
-    Params: ``tempo_level`` ("auto": the backend's own default, "on", "off").
+    Params: ``tempo_level`` ("auto": the backend's own default, "on", "off"); with the check on,
+    ``tempo_cnn`` and ``genre_prior`` name its evidence models (``transforms.structure.evidence``).
     """
 
     stage = "structure"
@@ -96,17 +98,32 @@ class DspStructure(Backend):
         if level not in ("auto", "on", "off"):
             raise ValueError(f"--structure_tempo_level must be auto, on or off, got {level!r}")
         self.tempo_level = self.tempo_level_default if level == "auto" else level == "on"
+        self.evidence = (LevelEvidence(self.params.get("tempo_cnn"), self.params.get("genre_prior", "musicnn"))
+                         if self.tempo_level else LevelEvidence("none", "none"))
+
+    def check(self) -> None:
+        """BackendUnavailable when an evidence model of the level check is not installed."""
+        self.evidence.check()
 
     def load(self) -> None:
         import librosa  # noqa: F401 - import once per worker, not per song
 
+        self.evidence.load()
+
+    def level_note(self) -> str:
+        """The metrical-level check and its evidence models, for provenance notes."""
+        if not self.tempo_level:
+            return ""
+        models = self.evidence.describe()
+        return "; metrical-level check on the tracked tempo" + (f" with {models}" if models else "")
+
     def provenance(self) -> Provenance:
         import librosa
 
-        level = "; metrical-level check on the tracked tempo" if self.tempo_level else ""
+        weights = "no learned weights" if not self.evidence.active else "learned weights only in the level check"
         return Provenance(backend="dsp", version=f"librosa {librosa.__version__}",
                           note="embedded default: signal processing (beat tracking, self-similarity "
-                               f"novelty, repetition), no learned weights{level}")
+                               f"novelty, repetition), {weights}{self.level_note()}")
 
     def analyze(self, mix: np.ndarray, sample_rate: int, stems: Optional[Dict[str, np.ndarray]] = None) -> dict:
         """The structure result of a mix array ([channels, samples] at ``sample_rate``); ``stems`` may
@@ -132,9 +149,11 @@ class DspStructure(Backend):
         level = {"checked": False}
         if self.tempo_level and len(beat_times) >= 8:
             tracked = tempo_from_beats(np.asarray(beat_times))
-            beat_times, downbeats, meter, decision = tempo.apply_level(y, ANALYSIS_RATE, beat_times, downbeats, meter)
+            evidence = self.evidence.measure(y, ANALYSIS_RATE)
+            beat_times, downbeats, meter, decision = tempo.apply_level(y, ANALYSIS_RATE, beat_times, downbeats, meter,
+                                                                       evidence)
             level = {"checked": True, "tracker_bpm": round(float(tracked), 2), "ratio": round(float(decision.ratio), 4),
-                     "confidence": round(float(decision.confidence), 4)}
+                     "confidence": round(float(decision.confidence), 4), **evidence_summary(evidence)}
         result = sections_from_beats(y, beat_times, downbeats, meter, vocals)
         result["tempo_level"] = level
         result["tempo_confidence"] = level.get("confidence")
@@ -161,6 +180,20 @@ class DspStructure(Backend):
         phase3, score3 = _beat_phase(low_at_beats, 3)
         meter, phase = (3, phase3) if score3 > 1.15 * score4 else (4, phase4)
         return beat_times, beat_times[phase::meter], meter
+
+
+def evidence_summary(evidence: Optional[tempo.ModelEvidence]) -> dict:
+    """What the labels keep of the model evidence: the tempo CNN's peak and the metal score."""
+    if evidence is None:
+        return {}
+    from transforms.structure import tempo_cnn
+
+    out = {}
+    if evidence.tempo is not None:
+        out["cnn_bpm"] = round(tempo_cnn.peak_bpm(evidence.tempo), 2)
+    if evidence.metal is not None:
+        out["metal"] = round(float(evidence.metal), 4)
+    return out
 
 
 def sections_from_beats(y: np.ndarray, beat_times: np.ndarray, downbeats: np.ndarray, meter: int,

@@ -24,6 +24,7 @@ from transforms.core.activity import Region, active_regions, confirmed_regions
 from transforms.core.stage import StageFn, StageTransform
 from transforms.structure import sections as sec
 from transforms.structure.dsp import ANALYSIS_RATE
+from transforms.structure.tempo_cnn import DEFAULT_TEMPO_MODELS
 
 STAGE = "structure"
 # backend name -> "module:Class", imported only when the backend is checked or loaded
@@ -111,6 +112,12 @@ class AnalyzeStructure(StageTransform):
         group.add_argument("--structure_tempo_level", default="auto", choices=("auto", "on", "off"),
                            help="re-pick the metrical level of the tracked beats from onset evidence and a "
                                 "tempo prior (auto: on for dsp and beatnet, off for madmom)")
+        group.add_argument("--structure_tempo_cnn", default=",".join(DEFAULT_TEMPO_MODELS),
+                           help="level check evidence: comma-separated tempo-CNN models shipped by the tempocnn "
+                                "package (AGPL-3.0 code and models; sha256 pinned), or none")
+        group.add_argument("--structure_genre_prior", default="musicnn", choices=("musicnn", "none"),
+                           help="level check evidence: the MTT musicnn tagger's metal score tilts the tempo "
+                                "prior towards fast levels, or none")
         group.add_argument("--structure_beatnet_model", type=int, default=1, choices=(1, 2, 3),
                            help="beatnet: which of the three shipped models")
         group.add_argument("--structure_vad", default="silero", choices=("silero", "none"),

@@ -17,6 +17,12 @@ x1, x4/3, x3/2, x2 of the tracker's tempo on
   3:4 of the beat has stronger onsets between its pulses);
 * downbeat: a bar-long accent pattern (3 or 4 pulses) on the candidate grid;
 * prior: log-normal tempo prior of popular music centred on 120 bpm;
+* tempo CNN (when given, :class:`ModelEvidence`): the mass a tempo classifier
+  trained on annotated songs (``transforms.structure.tempo_cnn``) puts within
+  2 % of the candidate; its peak also joins the candidates when no ratio of
+  the tracker's tempo lies near it (a tracker locked 5 % off the beat);
+* genre: metal is counted fast. The tagger's "metal" score tilts the prior
+  towards faster levels (``metal x log2(bpm / 120)``);
 * (salience, the mean accent on the pulses, is measured but weighted 0);
 
 and re-derives the beat times at the chosen level. :func:`score_levels` is the
@@ -46,8 +52,11 @@ COMB = (1, 2, 4)  # multiples of the candidate period whose autocorrelation coun
 # Weights of the log-evidence terms: a grid search over 24 synthetic drum songs (12 tempi / styles, 2 seeds)
 # and 13 real songs (/work/data/realmusic), each with dsp and beatnet beats. Salience and "stay" (a bonus for
 # the tracker's own level) earned nothing there and are kept at 0 for experiments. See benchmarks/eval_tempo.py.
+# "cnn" and "metal" (model evidence, :class:`ModelEvidence`): a grid search with the others fixed on 39 real songs
+# of known tempo (benchmarks/tempo_level_cv.py, which also prints the leave-one-out estimate).
 WEIGHTS = {"periodicity": 2.0, "salience": 0.0, "contrast": 0.5, "uniformity": 0.5, "dominance": 2.0,
-           "downbeat": 0.1, "prior": 0.5, "stay": 0.0}
+           "downbeat": 0.1, "prior": 0.5, "stay": 0.0, "cnn": 0.5, "metal": 4.0}
+CNN_FLOOR = 1e-4  # the tempo CNN's support is clipped to [CNN_FLOOR, 1] before the log
 CONTRAST_SLOPE = 1.5  # contrast -> credit 0.5 + 1.5 x contrast: full credit from 1/3 up
 FLOOR = 0.05  # evidence values are clipped to [FLOOR, 1] before the log: one bad term cannot veto alone
 
@@ -61,6 +70,15 @@ class Envelopes:
     low: np.ndarray
     fps: float
     body: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class ModelEvidence:
+    """Song-level evidence from models: ``tempo`` a tempo distribution over 30-285 bpm (one class a bpm,
+    ``transforms.structure.tempo_cnn``), ``metal`` the tagger's metal score (0-1). Either may be None."""
+
+    tempo: Optional[np.ndarray] = None
+    metal: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +157,7 @@ def dominance(env: np.ndarray, fps: float, times: np.ndarray, reach: int = 1) ->
     at = accents_at(env, fps, times, reach)
     ratios = []
     for k in range(len(frames) - 1):
-        a, b = frames[k] + reach + 1, frames[k + 1] - reach
+        a, b = max(frames[k] + reach + 1, 0), frames[k + 1] - reach  # a grid shifted before 0 s starts at 0
         if a < b <= len(env):
             ratios.append(min(1.0, at[k] / max(float(env[a:b].max()), 1e-9)))
     return float(np.mean(ratios)) if ratios else 0.0
@@ -222,7 +240,8 @@ def score_levels(candidates: Sequence[dict], weights: Dict[str, float] = WEIGHTS
     Salience is taken relative to the most salient candidate and contrast
     mapped to 0.5 + CONTRAST_SLOPE x contrast; each term is clipped to
     [FLOOR, 1] and the score is the weighted sum of their logs plus the
-    weighted log prior (and ``weights["stay"]`` for ratio 1). Adds "score" and "probability" (softmax of the scores) to
+    weighted log prior (and ``weights["stay"]`` for ratio 1), plus the model evidence a candidate carries:
+    ``weights["cnn"]`` x log of its "cnn" support and ``weights["metal"]`` x "metal" x log2(bpm / 120). Adds "score" and "probability" (softmax of the scores) to
     copies of the dicts. Candidates outside 50-230 bpm are dropped; an empty
     list gives an empty list.
     """
@@ -238,6 +257,10 @@ def score_levels(candidates: Sequence[dict], weights: Dict[str, float] = WEIGHTS
         terms["salience"] = c.get("salience", 0.0) / top
         c["score"] = sum(weights.get(k, 0.0) * np.log(np.clip(v, FLOOR, 1.0)) for k, v in terms.items())
         c["score"] += weights["prior"] * np.log(max(tempo_prior(c["bpm"]), 1e-12))
+        if c.get("cnn") is not None:
+            c["score"] += weights.get("cnn", 0.0) * np.log(np.clip(c["cnn"], CNN_FLOOR, 1.0))
+        if c.get("metal") is not None:
+            c["score"] += weights.get("metal", 0.0) * c["metal"] * np.log2(c["bpm"] / PRIOR_CENTRE)
         if c.get("ratio") == 1.0:  # the tracker's own level: a change must win by a margin
             c["score"] += weights.get("stay", 0.0)
     scores = np.array([c["score"] for c in cands])
@@ -272,11 +295,14 @@ def tempo_from_beats(beat_times: np.ndarray) -> float:
     return 60.0 / float(slope)
 
 
-def decide(beats: Sequence[float], env: Envelopes, tracker_bpm: float = 0.0) -> TempoDecision:
+def decide(beats: Sequence[float], env: Envelopes, tracker_bpm: float = 0.0,
+           evidence: Optional[ModelEvidence] = None) -> TempoDecision:
     """The metrical level of a tracker's ``beats`` (seconds) given the song's onset envelopes.
 
-    ``tracker_bpm`` defaults to the least-squares tempo of ``beats``. Returns
-    the tracker's own level with confidence 0 when there are under 8 beats.
+    ``tracker_bpm`` defaults to the least-squares tempo of ``beats``;
+    ``evidence`` adds the model terms (see :func:`score_levels`) and the tempo
+    CNN's peak as a candidate of its own. Returns the tracker's own level with
+    confidence 0 when there are under 8 beats.
     """
     beats = np.asarray(beats, dtype=float)
     bpm = tracker_bpm or tempo_from_beats(beats)
@@ -284,15 +310,54 @@ def decide(beats: Sequence[float], env: Envelopes, tracker_bpm: float = 0.0) -> 
         return TempoDecision(bpm=float(bpm), confidence=0.0, ratio=1.0, beats=beats)
     shift = grid_shift(beats, pulse_accent(env), env.fps)
     cands = [{**level_evidence(beats, env, r, shift), "bpm": bpm * r} for r in RATIOS]
+    cands += model_candidates(cands, env, bpm, evidence)
     ranked = score_levels(cands)
     if not ranked:
         return TempoDecision(bpm=float(bpm), confidence=0.0, ratio=1.0, beats=beats)
     best = ranked[0]
     beats_out = beats if best["ratio"] == 1.0 else best["beats"]
-    summary = [{k: (round(float(v), 4) if k != "beats" else None) for k, v in c.items() if k != "beats"}
+    summary = [{k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in c.items() if k != "beats"}
                for c in ranked]
     return TempoDecision(bpm=float(best["bpm"]), confidence=float(best["probability"]),
                          ratio=float(best["ratio"]), beats=beats_out, candidates=summary)
+
+
+def model_candidates(cands: List[dict], env: Envelopes, tracker_bpm: float,
+                     evidence: Optional[ModelEvidence]) -> List[dict]:
+    """Adds the model evidence to ``cands`` (in place) and returns the extra candidate it brings, if any.
+
+    Each candidate gets "cnn" (the tempo CNN's mass within 2 % of its bpm) and
+    "metal". When no candidate lies within 2 % of the CNN's peak, a beat grid at
+    the peak tempo, placed on the onsets by dynamic programming, is one more
+    candidate ("source": "tempo_cnn"; its ratio is peak / tracker tempo).
+    """
+    if evidence is None:
+        return []
+    from transforms.structure import tempo_cnn
+
+    extra = []
+    dist = None if evidence.tempo is None else np.asarray(evidence.tempo, dtype=float)
+    if dist is not None:
+        peak = tempo_cnn.peak_bpm(dist)
+        if MIN_BPM <= peak <= MAX_BPM and all(abs(c["bpm"] / peak - 1) > 0.02 for c in cands):
+            grid = beats_at_tempo(env, peak)
+            if len(grid) >= 8:
+                shift = grid_shift(grid, pulse_accent(env), env.fps)
+                extra.append({**level_evidence(grid, env, 1.0, shift), "bpm": tempo_from_beats(grid) or peak,
+                              "ratio": peak / tracker_bpm, "source": "tempo_cnn"})
+    for c in cands + extra:
+        c["cnn"] = None if dist is None else tempo_cnn.support(dist, c["bpm"])
+        c["metal"] = None if evidence.metal is None else float(evidence.metal)
+    return extra
+
+
+def beats_at_tempo(env: Envelopes, bpm: float) -> np.ndarray:
+    """Beat times (s) at a given tempo, placed on the full-band onsets by librosa's dynamic programming."""
+    import librosa
+
+    _, frames = librosa.beat.beat_track(onset_envelope=env.full, sr=int(round(env.fps * HOP)), hop_length=HOP,
+                                        bpm=float(bpm), units="frames")
+    return np.asarray(frames, dtype=float) / env.fps
 
 
 def downbeats_from_accents(beats: Sequence[float], env: Envelopes) -> Tuple[np.ndarray, int]:
@@ -305,15 +370,15 @@ def downbeats_from_accents(beats: Sequence[float], env: Envelopes) -> Tuple[np.n
 
 
 def apply_level(y: np.ndarray, sample_rate: int, beats: Sequence[float], downbeats: Sequence[float],
-                meter: int) -> Tuple[np.ndarray, np.ndarray, int, TempoDecision]:
+                meter: int, evidence: Optional[ModelEvidence] = None) -> Tuple[np.ndarray, np.ndarray, int, TempoDecision]:
     """A tracker's (beats, downbeats, meter) moved to the chosen metrical level, plus the decision.
 
-    ``y`` is the mono mix at ``sample_rate``. When the tracker's level stands
+    ``y`` is the mono mix at ``sample_rate``; ``evidence`` as in :func:`decide`. When the tracker's level stands
     its output is returned unchanged; otherwise beats come from the chosen grid
     and downbeats / meter from the low-band accents on it.
     """
     env = accent_envelopes(y, sample_rate)
-    decision = decide(beats, env)
+    decision = decide(beats, env, evidence=evidence)
     if decision.ratio == 1.0:
         return np.asarray(beats, dtype=float), np.asarray(downbeats, dtype=float), meter, decision
     new_downbeats, new_meter = downbeats_from_accents(decision.beats, env)

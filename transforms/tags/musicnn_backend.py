@@ -1,7 +1,7 @@
 """``--tags musicnn`` (the default): genre, mood, instruments, vocal evidence and gender from musicnn.
 
 The MTT_musicnn and MSD_musicnn taggers (ISC), with the weights the ``musicnn``
-package ships, run by songshard's PyTorch port (``transforms.tags.musicnn``) on
+package ships, run by songshard's PyTorch port (``transforms.core.musicnn``) on
 3 s windows over the whole 16 kHz mono song, pooled by mean; their scores are
 mapped into songshard's vocabulary by ``musicnn/mapping.json``. Each pick keeps
 its score; ``vocal`` is the taggers' vocal / no-vocal evidence, which the stage
@@ -46,7 +46,7 @@ def voiced_windows(n_windows: int, voiced, stride: int = STEM_STRIDE) -> List[in
     """Indices of the 3 s windows (``features.patches``' layout) to tag on a stem: every ``stride``-th
     window overall when ``voiced`` is None (unknown), else every ``stride``-th of those that overlap a
     voiced [start, end] region (seconds); none for ``voiced == []``."""
-    from transforms.tags.musicnn import features
+    from transforms.core.musicnn import features
 
     if voiced is None:
         return list(range(0, n_windows, stride))
@@ -80,16 +80,16 @@ class MusicnnTags(TaggerBackend):
 
     def check(self) -> None:
         """Both checkpoints are found and carry their pinned sha256 (BackendUnavailable / ValueError)."""
-        from transforms.tags.musicnn import tagger
+        from transforms.core.musicnn import tagger
 
         for name in MODELS:
             folder = tagger.checkpoint_folder(name, self.params.get("weights"))
             self._provenance[name] = tagger.verified_provenance(name, folder)
 
     def load(self) -> None:
-        from transforms.tags.musicnn import tagger
+        from transforms.core.musicnn import tagger
 
-        from transforms.tags.musicnn import features
+        from transforms.core.musicnn import features
 
         self.tagger = tagger.load(MODELS, folder=self.params.get("weights"), threads=self.params.get("threads"),
                                   hop_frames=MIX_STRIDE * features.PATCH_FRAMES, batch_size=BATCH)
@@ -98,7 +98,7 @@ class MusicnnTags(TaggerBackend):
     def stem_scores(self, stem: np.ndarray, sample_rate: int, voiced=None) -> Optional[Dict[str, float]]:
         """MTT_musicnn's mean scores over a stem's windows picked by :func:`voiced_windows`; None when
         none is picked."""
-        from transforms.tags.musicnn import features
+        from transforms.core.musicnn import features
 
         mono = resample(to_mono(stem), sample_rate, ASR_RATE)[0]
         patches = features.patches(features.log_mel(mono))

@@ -23,7 +23,7 @@ import numpy as np
 from schemas.records import Provenance
 from transforms.core.stage import BackendUnavailable
 from transforms.core.weights import file_sha256
-from transforms.tags.musicnn import checkpoint, features, model
+from transforms.core.musicnn import checkpoint, features, model
 
 PACKAGE = "musicnn"
 PACKAGE_VERSION = "0.1.0"
