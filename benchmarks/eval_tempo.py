@@ -3,7 +3,9 @@
 Methods: ``dsp`` (librosa beats, least-squares tempo), ``dsp+level``,
 ``beatnet`` (BeatNet CRNN + bar-pointer decoder), ``beatnet+level``,
 ``madmom`` (RNN + DBN downbeat tracker; models CC BY-NC-SA) and
-``madmom+level``; a method whose package is missing is left out.
+``madmom+level``; ``dsp+models`` and ``beatnet+models`` add the structure stage's default model evidence to
+the check (the tempo CNN and the genre tilt: the default backend is ``beatnet+models``); a method whose
+package is missing is left out.
 
 Songs: the synthetic drum songs of tests/test_structure_tempo.py (``--synthetic``,
 on by default) and every audio file in each ``--folder`` that has a sidecar
@@ -40,7 +42,7 @@ RATE = 22050
 AUDIO = (".wav", ".flac", ".ogg", ".mp3")
 EXTRA_SYNTHETIC = [("rock", 85.0), ("rock", 100.0), ("rock", 150.0), ("ballad", 60.0), ("metal", 160.0),
                    ("punk", 200.0), ("shuffle", 110.0)]
-METHODS = ("dsp", "dsp+level", "beatnet", "beatnet+level", "madmom", "madmom+level")
+METHODS = ("dsp", "dsp+level", "dsp+models", "beatnet", "beatnet+level", "beatnet+models", "madmom", "madmom+level")
 
 
 def synthetic_songs(seed_offset: int = 7) -> list:
@@ -101,8 +103,24 @@ def trackers(names) -> dict:
     return found
 
 
-def estimates(backend, y: np.ndarray) -> dict:
-    """{"": (bpm, beats, seconds), "+level": (...)}: the tracker's own and the level-checked result."""
+_MODELS = []
+
+
+def level_models():
+    """The structure stage's default evidence models (tempo CNN, genre tilt), loaded once."""
+    if not _MODELS:
+        from transforms.structure.evidence import LevelEvidence
+
+        models = LevelEvidence()
+        models.check()
+        models.load()
+        _MODELS.append(models)
+    return _MODELS[0]
+
+
+def estimates(backend, y: np.ndarray, with_models: bool = False) -> dict:
+    """{"": (bpm, beats, seconds), "+level": (...), "+models": (...)}: the tracker's own, the level-checked
+    result on onset evidence, and (``with_models``) the check with the stage's default model evidence."""
     from transforms.structure import tempo
     from transforms.structure.dsp import tempo_from_beats
 
@@ -113,8 +131,13 @@ def estimates(backend, y: np.ndarray) -> dict:
     if len(beats) >= 8:
         new_beats, _, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter)
         out["+level"] = (decision.bpm, new_beats, time.time() - t0)
+        if with_models:
+            t2 = time.time()
+            new_beats, _, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter,
+                                                          level_models().measure(y, RATE))
+            out["+models"] = (decision.bpm, new_beats, t1 - t0 + time.time() - t2)
     else:
-        out["+level"] = out[""]
+        out["+level"] = out["+models"] = out[""]
     return out
 
 
@@ -129,7 +152,7 @@ def evaluate(songs: list, methods, backends: dict) -> dict:
         for method in results:
             base, _, variant = method.partition("+")
             if base not in done:
-                done[base] = estimates(backends[base], y)
+                done[base] = estimates(backends[base], y, any(m == base + "+models" for m in results))
             bpm, beats, seconds = done[base]["+" + variant if variant else ""]
             f = beat_f_measure(beats, ref) if ref is not None and len(ref) else float("nan")
             results[method].append((name, truth, bpm, seconds, f))
