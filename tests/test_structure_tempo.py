@@ -272,8 +272,9 @@ def test_beatnet_backend_finds_the_tempo(songs, name):
     backend = BeatNetStructure({})
     backend.load()
     bpm, y, _ = songs[name]
-    result = backend.analyze(y[None], SR, {})  # BeatNet's beats, then the metrical-level check
+    result = backend.analyze(y[None], SR, {})  # BeatNet's beats, then the check with the default model evidence
     assert abs(result["bpm"] - bpm) / bpm < 0.02 and result["tempo_level"]["checked"]
+    assert {"cnn_bpm", "metal"} <= set(result["tempo_level"])  # the tempo CNN and the genre tilt took part
     assert abs(tempo_from_beats(np.asarray(result["beats"])) - bpm) / bpm < 0.02
 
 
