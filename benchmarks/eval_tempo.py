@@ -16,7 +16,9 @@ madmom tracker costs about 1 s per 5 s of audio on 2 cores).
 A song's tempo is right within 2 % (``acc2``) or 4 % (``acc4``) of the truth;
 half / double / 2:3 tempi count as wrong. The per-song table names the ratio
 of each estimate to the truth. ``beatF`` is the mean beat F-measure (+-70 ms)
-over songs whose truth lists beats. Seconds per song: tracking (+ the check).
+over songs whose truth lists beats, ``downF`` the same for downbeats (bar starts from
+the MIDI's time signatures: ``realmusic.py add-downbeats DIR`` adds them to a set
+built before they were kept). Seconds per song: tracking (+ the check).
 
     python benchmarks/eval_tempo.py [--folder DIR ...] [--no-synthetic] [--no-realmusic]
         [--methods dsp,dsp+level,...] [--seconds 60 --offset 30]
@@ -46,19 +48,21 @@ METHODS = ("dsp", "dsp+level", "dsp+models", "beatnet", "beatnet+level", "beatne
 
 
 def synthetic_songs(seed_offset: int = 7) -> list:
-    """[(name, mono audio at RATE, true bpm, true beats)] for the test songs and more tempi (other seeds)."""
+    """[(name, mono audio at RATE, true bpm, true beats, true downbeats)] for the test songs and more tempi
+    (other seeds); the drum songs are in 4/4 from 0 s."""
     from test_structure_tempo import SONGS, drum_song
 
     out = []
     for style, bpm in list(SONGS) + EXTRA_SYNTHETIC:
         y, beats = drum_song(bpm, style, seed=int(bpm) + seed_offset)
-        out.append((f"synth-{style}{int(bpm)}", y, bpm, beats))
+        out.append((f"synth-{style}{int(bpm)}", y, bpm, beats, beats[::4]))
     return out
 
 
 def folder_songs(folder: str, seconds: float, offset: float) -> list:
-    """[(name, mono audio at RATE, true bpm, true beats or None)] of the audio files in ``folder`` with a
-    NAME.truth.json; beats (if the truth lists them) are shifted and cut to the analysed part."""
+    """[(name, mono audio at RATE, true bpm, true beats or None, true downbeats or None)] of the audio files in
+    ``folder`` with a NAME.truth.json; beats and downbeats (where the truth lists them) are shifted and cut
+    to the analysed part."""
     import soundfile as sf
 
     from transforms.core import audio as au
@@ -75,9 +79,11 @@ def folder_songs(folder: str, seconds: float, offset: float) -> list:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
         y = au.resample(au.to_mono(y.T), sr, RATE)[0]
         start = int(offset * RATE) if len(y) > (offset + seconds) * RATE else 0
-        ref = np.asarray(meta.get("beats") or [], dtype=float) - start / RATE
-        ref = ref[(ref >= 0) & (ref < seconds)] if len(ref) else None
-        out.append((os.path.basename(path), y[start:start + int(seconds * RATE)], float(bpm), ref))
+        refs = []
+        for key in ("beats", "downbeats"):
+            ref = np.asarray(meta.get(key) or [], dtype=float) - start / RATE
+            refs.append(ref[(ref >= 0) & (ref < seconds)] if len(ref) else None)
+        out.append((os.path.basename(path), y[start:start + int(seconds * RATE)], float(bpm), *refs))
     return out
 
 
@@ -127,51 +133,56 @@ def estimates(backend, y: np.ndarray, with_models: bool = False) -> dict:
     t0 = time.time()
     beats, downbeats, meter = backend.track_beats(y, y[None], RATE)
     t1 = time.time()
-    out = {"": (tempo_from_beats(np.asarray(beats)), np.asarray(beats), t1 - t0)}
+    out = {"": (tempo_from_beats(np.asarray(beats)), np.asarray(beats), np.asarray(downbeats), t1 - t0)}
     if len(beats) >= 8:
-        new_beats, _, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter)
-        out["+level"] = (decision.bpm, new_beats, time.time() - t0)
+        new_beats, new_down, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter)
+        out["+level"] = (decision.bpm, new_beats, new_down, time.time() - t0)
         if with_models:
             t2 = time.time()
-            new_beats, _, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter,
-                                                          level_models().measure(y, RATE))
-            out["+models"] = (decision.bpm, new_beats, t1 - t0 + time.time() - t2)
+            new_beats, new_down, _, decision = tempo.apply_level(y, RATE, beats, downbeats, meter,
+                                                                 level_models().measure(y, RATE))
+            out["+models"] = (decision.bpm, new_beats, new_down, t1 - t0 + time.time() - t2)
     else:
         out["+level"] = out["+models"] = out[""]
     return out
 
 
 def evaluate(songs: list, methods, backends: dict) -> dict:
-    """{method: [(song, truth bpm, bpm, seconds, beat F or nan)]}; one line a song; each tracker runs once."""
+    """{method: [(song, truth bpm, bpm, seconds, beat F or nan, downbeat F or nan)]}; one line a song; each
+    tracker runs once."""
     from test_structure_tempo import beat_f_measure
 
     results = {m: [] for m in methods if m.split("+")[0] in backends}
-    for name, y, truth, ref in songs:
+    for name, y, truth, ref, ref_down in songs:
         row = [f"{name[:28]:28s} {truth:6.1f}"]
         done = {}
         for method in results:
             base, _, variant = method.partition("+")
             if base not in done:
                 done[base] = estimates(backends[base], y, any(m == base + "+models" for m in results))
-            bpm, beats, seconds = done[base]["+" + variant if variant else ""]
+            bpm, beats, down, seconds = done[base]["+" + variant if variant else ""]
             f = beat_f_measure(beats, ref) if ref is not None and len(ref) else float("nan")
-            results[method].append((name, truth, bpm, seconds, f))
+            df = beat_f_measure(down, ref_down) if ref_down is not None and len(ref_down) else float("nan")
+            results[method].append((name, truth, bpm, seconds, f, df))
             row.append(f"{method}={bpm:6.1f} (x{bpm / truth:4.2f})")
         print("  ".join(row), flush=True)
     return results
 
 
 def summary(title: str, results: dict) -> None:
-    """Prints acc2 / acc4, mean beat F-measure (songs with true beats) and seconds per song per method."""
+    """Prints acc2 / acc4, mean beat and downbeat F-measure (songs with true beats / downbeats) and seconds
+    per song per method."""
     print(f"\n{title}")
-    print(f"{'method':15s} {'songs':>5s} {'acc2':>6s} {'acc4':>6s} {'beatF':>6s} {'s/song':>7s}")
+    print(f"{'method':15s} {'songs':>5s} {'acc2':>6s} {'acc4':>6s} {'beatF':>6s} {'downF':>6s} {'s/song':>7s}")
     for method, rows in results.items():
         if not rows:
             continue
         err = np.array([abs(r[2] - r[1]) / r[1] for r in rows])
-        fs = [r[4] for r in rows if not np.isnan(r[4])]
-        beat_f = f"{np.mean(fs):6.3f}" if fs else f"{'-':>6s}"
-        print(f"{method:15s} {len(rows):5d} {np.mean(err < 0.02):6.2f} {np.mean(err < 0.04):6.2f} {beat_f} "
+        cols = []
+        for k in (4, 5):
+            fs = [r[k] for r in rows if not np.isnan(r[k])]
+            cols.append(f"{np.mean(fs):6.3f}" if fs else f"{'-':>6s}")
+        print(f"{method:15s} {len(rows):5d} {np.mean(err < 0.02):6.2f} {np.mean(err < 0.04):6.2f} {' '.join(cols)} "
               f"{np.mean([r[3] for r in rows]):7.2f}")
 
 

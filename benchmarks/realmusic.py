@@ -33,6 +33,7 @@ songs that need them skipped. Audio is never committed to the repo.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -101,12 +102,12 @@ def joint_normalise(stems: Dict[str, np.ndarray], peak_dbfs: float = -1.0) -> Di
 
 # ---------------------------------------------------------------- one song
 def _tempo(entry: dict, seconds: float) -> tuple:
-    """({"bpm", "bpm_basis", "beats"} for the truth, the grid's beat times) from the entry's MIDI
+    """({"bpm", "bpm_basis", "beats", "downbeats"} for the truth, the grid's beat times) from the entry's MIDI
     tempo map (a FoF chart or the MIDI itself); the truth has no beats where the grid's phase is not
     the recording's (``beats_reliable`` False)."""
     mid = entry.get("tempo_midi")
     if not mid:
-        return {"bpm": None, "bpm_basis": "", "beats": []}, []
+        return {"bpm": None, "bpm_basis": "", "beats": [], "downbeats": []}, []
     with open(mid, "rb") as f:
         tmap = rt.midi_tempo_map(f.read())
     basis = ("MIDI tempo map (the rendered file itself)" if entry["kind"] == "midi"
@@ -114,7 +115,8 @@ def _tempo(entry: dict, seconds: float) -> tuple:
     grid = rt.midi_beats(tmap, seconds)
     reliable = entry.get("beats_reliable", True)
     return {"bpm": rt.dominant_bpm(tmap, seconds), "bpm_basis": basis + ("" if reliable else "; beat times "
-            "omitted: the chart grid's phase is not the recording's"), "beats": grid if reliable else []}, grid
+            "omitted: the chart grid's phase is not the recording's"), "beats": grid if reliable else [],
+            "downbeats": rt.midi_downbeats(tmap, seconds) if reliable else []}, grid
 
 
 def load_stems(entry: dict, seconds: float) -> Dict[str, np.ndarray]:
@@ -234,8 +236,33 @@ def table(truths: List[dict]) -> str:
     return "\n".join([head] + rows)
 
 
+def add_downbeats(out_dir: str) -> int:
+    """Adds ``downbeats`` (bar starts from the MIDI's tempo map and time signatures) to every truth in
+    ``out_dir`` whose beats came from a MIDI listed in its source files; checks that the MIDI still gives
+    the recorded beats first (ValueError if not). Returns how many files it rewrote."""
+    done = 0
+    for path in sorted(glob.glob(os.path.join(out_dir, "*.truth.json"))):
+        with open(path) as f:
+            truth = json.load(f)
+        mids = [p for p in truth.get("source", {}).get("files", []) if p.lower().endswith(".mid")]
+        if not truth.get("beats") or not mids:
+            continue
+        with open(mids[0], "rb") as f:
+            tmap = rt.midi_tempo_map(f.read())
+        until = max(truth["duration"], truth["beats"][-1])  # the beats were cut at the build's --seconds
+        beats = rt.midi_beats(tmap, until)
+        if len(beats) != len(truth["beats"]) or not np.allclose(beats, truth["beats"], atol=1e-4):
+            raise ValueError(f"{path}: {mids[0]} no longer gives the recorded beats")
+        truth["downbeats"] = rt.midi_downbeats(tmap, until)
+        with open(path, "w") as f:
+            json.dump(truth, f, indent=1)
+        done += 1
+    return done
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI: ``build DIR [--max-songs N] [--seconds S] [--only NAME ...]``, ``build-tempo DIR`` or ``list DIR``."""
+    """CLI: ``build DIR [--max-songs N] [--seconds S] [--only NAME ...]``, ``build-tempo DIR``,
+    ``add-downbeats DIR`` or ``list DIR``."""
     p = argparse.ArgumentParser(prog="realmusic", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
@@ -246,9 +273,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     t = sub.add_parser("build-tempo", help="the held-out tempo set (OpenMSX MIDIs the set does not use)")
     t.add_argument("out_dir")
     t.add_argument("--seconds", type=float, default=120.0)
+    d = sub.add_parser("add-downbeats", help="add MIDI bar starts to the truth of a set built before they were kept")
+    d.add_argument("out_dir")
     ls = sub.add_parser("list")
     ls.add_argument("out_dir")
     args = p.parse_args(argv)
+    if args.cmd == "add-downbeats":
+        print(f"downbeats added to {add_downbeats(args.out_dir)} truth files in {args.out_dir}")
+        return 0
     if args.cmd == "build-tempo":
         held = heldout_tempo_catalogue()
         if not held:

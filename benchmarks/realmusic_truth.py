@@ -97,6 +97,27 @@ def midi_beats(tempo_map: dict, until_s: float) -> List[float]:
     return out
 
 
+def midi_downbeats(tempo_map: dict, until_s: float) -> List[float]:
+    """Bar-start times (s) of a tempo map from tick 0 up to ``until_s`` and the last event: bars follow
+    the time-signature events (4/4 until the first one); a signature change starts a new bar."""
+    div, tempos, meters = tempo_map["division"], tempo_map["tempos"], tempo_map.get("meters") or []
+    out, tick, k = [], 0.0, 0
+    num, den = 4, 4
+    while tick <= tempo_map["last_tick"]:
+        while k < len(meters) and meters[k][0] <= tick:
+            num, den = meters[k][1], meters[k][2]
+            k += 1
+        t = tick_seconds(tick, div, tempos)
+        if t > until_s:
+            break
+        out.append(round(t, 6))
+        nxt = tick + num * div * 4.0 / den
+        if k < len(meters) and tick < meters[k][0] < nxt:  # a signature change starts a new bar
+            nxt = float(meters[k][0])
+        tick = nxt
+    return out
+
+
 def dominant_bpm(tempo_map: dict, until_s: float) -> float:
     """The tempo (bpm) in force for the longest time before ``until_s``."""
     div, tempos = tempo_map["division"], tempo_map["tempos"]
@@ -227,7 +248,7 @@ def truth_record(*, name: str, file: str, duration: float, source: dict, has_voc
                  vocals_kind: str, gender: Optional[str] = None, language: Optional[str] = None,
                  lyrics: Optional[List[dict]] = None, genre: Optional[str] = None, genre_basis: str = "",
                  bpm: Optional[float] = None, bpm_basis: str = "", beats: Optional[List[float]] = None,
-                 stems: Optional[Dict[str, str]] = None, extra: Optional[dict] = None) -> dict:
+                 downbeats: Optional[List[float]] = None, stems: Optional[Dict[str, str]] = None, extra: Optional[dict] = None) -> dict:
     """The NAME.truth.json record (what an evaluator compares against; never read by songshard).
 
     ``vocals_kind``: "none", "real" (a recorded singer) or "synthetic" (festival / espeak-ng over a
@@ -244,7 +265,7 @@ def truth_record(*, name: str, file: str, duration: float, source: dict, has_voc
            "has_vocals": bool(has_vocals), "vocals_kind": vocals_kind, "gender": gender, "language": language,
            "lyrics": lyrics or [], "lyrics_text": " ".join(ln["text"] for ln in lyrics or []),
            "genre": genre, "genre_basis": genre_basis, "bpm": None if bpm is None else round(float(bpm), 3),
-           "bpm_basis": bpm_basis, "beats": beats or [], "licence": source.get("licence", ""),
+           "bpm_basis": bpm_basis, "beats": beats or [], "downbeats": downbeats or [], "licence": source.get("licence", ""),
            "source": source, "stems": stems or {}}
     rec.update(extra or {})
     return rec

@@ -55,7 +55,7 @@ def measure(folders, seconds: float, offset: float) -> dict:
     models = LevelEvidence()
     out = {}
     for folder in folders:
-        for name, y, bpm, _ in folder_songs(folder, seconds, offset):
+        for name, y, bpm, *_ in folder_songs(folder, seconds, offset):
             beats, _, _ = bn.decode(bn.activations(net, bn.features(y)), bn.FPS)
             env = tempo.accent_envelopes(y, bn.RATE)
             tracked = tempo.tempo_from_beats(np.asarray(beats))

@@ -57,6 +57,17 @@ def test_midi_tempo_map_and_beats():
     assert rt.dominant_bpm(tmap, until_s=60.0) == pytest.approx(75.0)
 
 
+def test_midi_downbeats_follow_the_time_signatures():
+    tmap = rt.midi_tempo_map(_midi(480, [(0, 150.0), (480 * 8, 75.0)], notes_ticks=480 * 12))
+    # 3/4 throughout: bars start on beats 0, 3, 6, 9, 12 (0.4 s beats, then 0.8 s from beat 8)
+    assert rt.midi_downbeats(tmap, 100.0) == pytest.approx([0.0, 1.2, 2.4, 4.0, 6.4])
+    assert rt.midi_downbeats(tmap, 2.0) == pytest.approx([0.0, 1.2])
+    # 4/4 until a change to 2/4 at beat 6 (mid-bar: a new bar starts there), then 2/4
+    changed = dict(tmap, meters=[(0, 4, 4), (480 * 6, 2, 4)], tempos=[(0, 120.0)])
+    assert rt.midi_downbeats(changed, 100.0) == pytest.approx([0.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert rt.midi_downbeats(dict(changed, meters=[]), 100.0) == pytest.approx([0.0, 2.0, 4.0, 6.0])
+
+
 def test_midi_without_tempo_defaults_to_120_and_rejects_non_midi():
     tmap = rt.midi_tempo_map(_midi(96, [], notes_ticks=96 * 4))
     assert tmap["tempos"] == [(0, 120.0)]
