@@ -1,6 +1,8 @@
-"""Embedded structure analyser: beats, downbeats and sections from signal processing alone.
+"""Embedded structure analyser: beats, downbeats and sections from signal processing.
 
-No learned weights. Beats come from librosa's dynamic-programming beat tracker
+No learned weights in the tracker or the sections; the metrical-level check weighs model evidence by
+default (a tempo classifier and a genre tagger, ``evidence.py``; ``--structure_tempo_cnn none
+--structure_genre_prior none`` leaves it weight-free). Beats come from librosa's dynamic-programming beat tracker
 on the mix's onset envelope; the downbeat phase is the beat phase with the most
 low-frequency onset energy (kick drums land on the one); sections come from a
 checkerboard novelty curve over the beat-synchronous self-similarity of chroma,
