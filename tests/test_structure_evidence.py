@@ -175,3 +175,45 @@ def test_dsp_records_the_evidence_and_names_the_models():
     off = DspStructure({"tempo_cnn": "none", "genre_prior": "none"})
     assert "cnn_bpm" not in off.analyze(click_song(120.0)[None], SR, {})["tempo_level"]
     assert "no learned weights" in off.provenance().note
+
+
+# ---------- bars after a level change: low-band accents plus harmonic change ----------
+
+def chord_song(bpm: float = 120.0, bars: int = 12, offset_beats: int = 0, sr: int = SR) -> tuple:
+    """A kick on beats 1 and 3 of every bar (so the accents cannot tell them apart) under triads that
+    change on each bar line; the first bar line falls ``offset_beats`` beats in. (audio, beats, downbeats)."""
+    beat = 60.0 / bpm
+    n_beats = bars * 4 + offset_beats
+    y = np.zeros(int((n_beats + 1) * beat * sr), np.float32)
+    t = np.arange(int(0.1 * sr)) / sr
+    kick = (np.sin(2 * np.pi * 55 * t) * np.exp(-t * 25)).astype(np.float32)
+    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7)]
+    beats = np.arange(n_beats) * beat
+    for k, start in enumerate(beats):
+        i = int(start * sr)
+        if (k - offset_beats) % 2 == 0:
+            y[i:i + len(kick)] += kick
+        chord = chords[((k - offset_beats) // 4) % len(chords)]
+        tt = np.arange(int(beat * sr)) / sr
+        y[i:i + len(tt)] += 0.1 * sum(np.sin(2 * np.pi * f * tt) for f in chord).astype(np.float32)
+    return y, beats, beats[offset_beats::4]
+
+
+def test_harmonic_change_peaks_on_bar_lines():
+    from transforms.structure.bars import harmonic_change
+
+    y, beats, downbeats = chord_song(offset_beats=2)
+    change = harmonic_change(y, SR, beats)
+    on_bar = np.isin(np.round(beats, 6), np.round(downbeats, 6))
+    assert change[on_bar][1:].mean() > 5 * change[~on_bar][2:-2].mean()
+    assert harmonic_change(y, SR, beats[:1]).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("offset", [0, 2])
+def test_bars_follow_the_chords_when_the_kick_is_ambiguous(offset):
+    from transforms.structure.bars import harmonic_change
+
+    y, beats, downbeats = chord_song(offset_beats=offset)
+    env = tempo.accent_envelopes(y, SR)
+    found, meter = tempo.downbeats_from_accents(beats, env, harmonic_change(y, SR, beats))
+    assert meter == 4 and np.allclose(found[:5], downbeats[:5])

@@ -360,12 +360,17 @@ def beats_at_tempo(env: Envelopes, bpm: float) -> np.ndarray:
     return np.asarray(frames, dtype=float) / env.fps
 
 
-def downbeats_from_accents(beats: Sequence[float], env: Envelopes) -> Tuple[np.ndarray, int]:
-    """(downbeat times, beats per bar) of a beat grid: the phase of 3 or 4 with the most low-band accent."""
+def downbeats_from_accents(beats: Sequence[float], env: Envelopes,
+                           change: Optional[np.ndarray] = None) -> Tuple[np.ndarray, int]:
+    """(downbeat times, beats per bar) of a beat grid: the phase of 3 or 4 with the most low-band accent,
+    plus the harmonic change at the beats (``bars.harmonic_change``) when given, each relative to its mean."""
     beats = np.asarray(beats, dtype=float)
     if len(beats) < 8:
         return np.array([]), 4
-    _, meter, phase = bar_strength(accents_at(env.low, env.fps, beats))
+    strength = accents_at(env.low, env.fps, beats)
+    if change is not None and np.mean(change) > 0:
+        strength = strength / max(float(strength.mean()), 1e-9) + np.asarray(change) / float(np.mean(change))
+    _, meter, phase = bar_strength(strength)
     return beats[phase::meter], meter
 
 
@@ -375,11 +380,14 @@ def apply_level(y: np.ndarray, sample_rate: int, beats: Sequence[float], downbea
 
     ``y`` is the mono mix at ``sample_rate``; ``evidence`` as in :func:`decide`. When the tracker's level stands
     its output is returned unchanged; otherwise beats come from the chosen grid
-    and downbeats / meter from the low-band accents on it.
+    and downbeats / meter from the low-band accents and the harmonic change on it.
     """
     env = accent_envelopes(y, sample_rate)
     decision = decide(beats, env, evidence=evidence)
     if decision.ratio == 1.0:
         return np.asarray(beats, dtype=float), np.asarray(downbeats, dtype=float), meter, decision
-    new_downbeats, new_meter = downbeats_from_accents(decision.beats, env)
+    from transforms.structure.bars import harmonic_change
+
+    change = harmonic_change(y, sample_rate, decision.beats)
+    new_downbeats, new_meter = downbeats_from_accents(decision.beats, env, change)
     return decision.beats, new_downbeats, new_meter, decision
