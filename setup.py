@@ -9,8 +9,13 @@ installs every extra, so that the tests cover every backend.
 
 import setuptools
 
+# The one Beam version of songshard: the launcher (this package and its ``dataflow`` extra) and the
+# worker image (docker/Dockerfile's BEAM_VERSION, which tests/test_image.py keeps equal to this) must
+# run the same SDK, or Dataflow's workers refuse every bundle the launcher built.
+BEAM_VERSION = "2.78.0"
+
 REQUIRED = [
-    "apache-beam>=2.60,<3",
+    f"apache-beam=={BEAM_VERSION}",
     "numpy>=1.26,<2.5",
     "pyarrow>=14,<26",
     "webdataset>=0.2.90",
@@ -51,9 +56,14 @@ EXTRAS = {
     # --tokens encodec and --tags clap: transformers' EnCodec and CLAP architectures.
     "encodec": ["transformers>=4.40"],
     "clap": ["transformers>=4.40"],
+    # The launcher of a Dataflow job (and anything reading or writing gs://): Beam's GCP clients at the pin.
+    "dataflow": [f"apache-beam[gcp]=={BEAM_VERSION}"],
+    # s3:// input, work dir and OUT: Beam's AWS filesystem (boto3) at the pin.
+    "s3": [f"apache-beam[aws]=={BEAM_VERSION}"],
 }
-EXTRAS["test"] = ["pytest>=8", "selenium>=4.20"] + sorted({p for k in ("demucs", "whisper", "madmom", "encodec", "clap")
-                                         for p in EXTRAS[k]})
+# The tests run gs:// and s3:// against local emulators (gcp-storage-emulator, moto's server).
+EXTRAS["test"] = ["pytest>=8", "selenium>=4.20", "gcp-storage-emulator>=2024.8", "moto[server]>=5.0"] + sorted(
+    {p for k in ("demucs", "whisper", "madmom", "encodec", "clap", "dataflow", "s3") for p in EXTRAS[k]})
 
 # The tags stage's default weights come from the PyPI package musicnn==0.1.0 (ISC), whose metadata
 # asks for TensorFlow and numpy<1.17, which songshard does not use: scripts/install.sh installs it
