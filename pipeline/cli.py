@@ -1,6 +1,7 @@
 """The ``songshard`` command.
 
     songshard run --input SONGS --output OUT [any Beam option]
+    songshard pack OUT [--shard_max_samples N] [--io_threads N]
     songshard inspect OUT [KEY] [--export DIR] [--plot PNG]
     songshard report OUT [--sample N]
     songshard fit-codec --input SONGS --output CODEBOOK.npz [--max_songs N] [any run option]
@@ -97,6 +98,12 @@ def _report(argv: List[str]) -> int:
     return report_main(argv)
 
 
+def _pack(argv: List[str]) -> int:
+    from pipeline.pack import pack_main
+
+    return _exit_status(pack_main, argv)
+
+
 def _fit_codec(argv: List[str]) -> int:
     from pipeline import fit_codec as module
 
@@ -106,7 +113,7 @@ def _fit_codec(argv: List[str]) -> int:
     return _exit_status(module.fit_codec, argv)
 
 
-COMMANDS = {"run": _run, "inspect": _inspect, "report": _report, "fit-codec": _fit_codec,
+COMMANDS = {"run": _run, "pack": _pack, "inspect": _inspect, "report": _report, "fit-codec": _fit_codec,
             "sample-corpus": _sample_corpus}
 
 

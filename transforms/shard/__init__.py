@@ -110,9 +110,17 @@ def part_uris(parts_dir: str, key: str) -> Dict[str, str]:
 
 
 def write_atomically(uri: str, data: bytes) -> None:
-    """Write ``data`` under a temporary name, then rename: ``uri`` is whole or absent, never truncated."""
+    """Write ``data`` so that ``uri`` is whole or absent, never truncated.
+
+    On a disk: a temporary name, then a rename. In an object store (``gs://``, ``s3://``) an upload
+    is published whole when it completes and not at all if it fails, so the object is written under
+    its name at once: a rename there is a copy and a delete, two more requests for every file.
+    """
     from apache_beam.io.filesystems import FileSystems
 
+    if "://" in uri and not uri.startswith("file://"):
+        workdir.write_bytes(uri, data)
+        return
     temp = f"{uri}.tmp-{uuid.uuid4().hex[:8]}"
     workdir.write_bytes(temp, data)
     FileSystems.rename([temp], [uri])
