@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 
 from pipeline.graph import MODEL_STAGES, configurable_stages
 from pipeline.options import SongshardOptions
@@ -41,6 +41,8 @@ class RunConfig:
     song_time_limit: float
     dedupe: str
     local_workers: int  # worker processes of a local multi-process run (0: another runner or layout)
+    worker_threads: int  # CPU threads per worker process (thread_budget; 0: the libraries' defaults)
+    live_metrics: bool  # the runner reports metrics while the job runs (Dataflow): progress reads them
     stages: Tuple[StageConfig, ...]
     model_stages: Tuple[type, ...]
 
@@ -107,10 +109,28 @@ def local_workers(pipeline_options: PipelineOptions) -> int:
     return int(direct.get("direct_num_workers") or 0)
 
 
+def is_dataflow(pipeline_options: PipelineOptions) -> bool:
+    return str(pipeline_options.get_all_options().get("runner") or "") in ("DataflowRunner", "dataflow")
+
+
 def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None) -> int:
-    """Threads per worker process for a local multi-process run: cores / workers (0: not such a run)."""
+    """Threads per worker process (0: leave the libraries' defaults).
+
+    ``--worker_threads`` when given; else, for a local multi-process run, cores / workers; for
+    Dataflow, one: it runs one SDK process per vCPU, each of which would otherwise start a thread
+    per core (8 processes x 8 threads on an 8-vCPU machine), unless the job asks for one SDK process
+    per machine (``--experiments no_use_multiple_sdk_containers``), which then has every core.
+    """
+    explicit = int(pipeline_options.get_all_options().get("worker_threads") or 0)
+    if explicit:
+        return explicit
     workers = local_workers(pipeline_options)
-    return max(1, (cores or available_cores()) // workers) if workers else 0
+    if workers:
+        return max(1, (cores or available_cores()) // workers)
+    if is_dataflow(pipeline_options):
+        experiments = pipeline_options.view_as(DebugOptions).experiments or []
+        return 0 if "no_use_multiple_sdk_containers" in experiments else 1
+    return 0
 
 
 def resolve(argv: Optional[List[str]] = None,
@@ -140,5 +160,6 @@ def resolve(argv: Optional[List[str]] = None,
                        progress_interval=float(opts.progress_interval),
                        song_time_limit=float(opts.song_time_limit or 0.0),
                        dedupe=opts.dedupe, local_workers=local_workers(pipeline_options),
+                       worker_threads=thread_budget(pipeline_options), live_metrics=is_dataflow(pipeline_options),
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

@@ -33,6 +33,10 @@ class SongshardOptions(PipelineOptions):
                         help="how decoded audio and stems are stored in the work dir: npz (float32, bit-exact), "
                              "flac24 (a third of the bytes, 112-122 dB signal-to-error), flac16 (74 dB); auto "
                              "(default): npz on a local work dir, flac24 on a remote one (gs://, s3://)")
+        io.add_argument("--worker_threads", type=int, default=0,
+                        help="CPU threads per worker process (default 0: a local run's cores / worker processes; "
+                             "on Dataflow 1, as it runs one SDK process per vCPU, or every core with "
+                             "--experiments no_use_multiple_sdk_containers)")
         io.add_argument("--progress_interval", type=float, default=5.0,
                         help="seconds between progress lines (0: none)")
         io.add_argument("--song_time_limit", type=float, default=1800.0,

@@ -12,6 +12,7 @@ summary; remove the work dir.
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as dt
 import logging
 import os
@@ -23,9 +24,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import finalize
-from pipeline.config import RunConfig, resolve, thread_budget
+from pipeline.config import RunConfig, resolve
 from pipeline.graph import build
-from pipeline.progress import ProgressReporter
+from pipeline.progress import ProgressReporter, count_done, metric_counts
 from transforms.core import workdir
 from transforms.core.config import WORKER_THREADS_ENV, RunContext
 from transforms.discover import discover
@@ -148,14 +149,15 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     run_id = new_run_id()
     context = RunContext(run_id=run_id, output=config.output, work_dir=FileSystems.join(config.work_root, run_id),
                          config_sha256=config.sha256, song_time_limit=config.song_time_limit,
-                         work_audio=config.work_audio, dedupe=config.dedupe)
+                         work_audio=config.work_audio, dedupe=config.dedupe,
+                         worker_threads=config.worker_threads)
     uris = discover(config.input)
     state = resume_state(config.output, config.retry_failed)
     todo = [u for u in uris if u not in state["uris"]]
     backends = check_backends(config)
     run_info = {**context.sample_run(), "backends": backends, "config": config.to_dict()}
-    paths = {"parts": FileSystems.join(config.output, PARTS),
-             "progress": FileSystems.join(context.work_dir, "progress"),
+    paths = {"parts": FileSystems.join(config.output, PARTS),  # progress files only where metrics come late
+             "progress": "" if config.live_metrics else FileSystems.join(context.work_dir, "progress"),
              "failures": FileSystems.join(config.output, "failures", run_id),
              "filtered": FileSystems.join(config.output, "filtered", run_id)}
     log.info("songshard %s: %d songs found, %d to do, backends %s", run_id, len(uris), len(todo),
@@ -168,9 +170,12 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
         build(p, config, context, paths)
-        with worker_environment(thread_budget(pipeline_options)), \
-                ProgressReporter(paths["progress"], len(todo), config.progress_interval):
-            result = p.run()
+        job: dict = {}  # the running job, once the runner hands it back (Dataflow: at once)
+        counts = (lambda: metric_counts(job.get("result"))) if config.live_metrics \
+            else functools.partial(count_done, paths["progress"])
+        with worker_environment(config.worker_threads if config.local_workers else 0), \
+                ProgressReporter(counts, len(todo), config.progress_interval):
+            job["result"] = result = p.run()
             result.wait_until_finish()
         stage_metrics = _stage_metrics(result)
     shard = config.stage("shard")  # parts this run or a killed earlier one finished become shards

@@ -1,13 +1,20 @@
-"""Progress from small per-bundle stats files, and the progress line."""
+"""Progress from small per-bundle stats files or from a running job's counters, and the progress line."""
 
 import io
 import os
 
-from pipeline.progress import CountDone, ProgressReporter, count_done, format_progress
+import functools
+
+from apache_beam.metrics.execution import MetricKey
+from apache_beam.metrics.metric import MetricResults
+from apache_beam.metrics.metricbase import MetricName
+
+from pipeline.progress import CountDone, ProgressReporter, count_done, format_progress, metric_counts
 from schemas.records import DeadLetter, Song
 
 
 def _run(fn, elements):
+    fn.setup()
     fn.start_bundle()
     passed = [out for e in elements for out in fn.process(e)]
     fn.finish_bundle()
@@ -38,6 +45,59 @@ def test_a_long_bundle_flushes_on_an_interval(tmp_path):
 def test_reporter_prints_a_final_line(tmp_path):
     d = str(tmp_path / "p")
     out = io.StringIO()
-    with ProgressReporter(d, 2, interval=0.05, stream=out):
+    with ProgressReporter(functools.partial(count_done, d), 2, interval=0.05, stream=out):
         _run(CountDone(d, "ok"), [Song(uri="x", duration=3.0)])
     assert "1/2 songs done" in out.getvalue().splitlines()[-1]
+
+
+class _Counter:
+    def __init__(self, name, value, namespace="progress"):
+        self.key = MetricKey("step", MetricName(namespace, name))
+        self.committed, self.attempted = None, value
+
+
+class _Job:
+    """A running job as Dataflow's result looks to the driver: metrics().query() is one API request."""
+
+    def __init__(self, counters):
+        self.queries, self.counters = 0, counters
+
+    def metrics(self):
+        job = self
+
+        class _Results(MetricResults):
+            def query(self, filter=None):
+                job.queries += 1
+                assert filter is not None and filter.namespaces == {"progress"}  # only what progress needs
+                return {"counters": [c for c in job.counters if c.key.metric.namespace in filter.namespaces],
+                        "distributions": [], "gauges": []}
+        return _Results()
+
+
+def test_a_job_that_reports_metrics_is_polled_with_one_query_and_no_files(tmp_path):
+    job = _Job([_Counter("ok", 40), _Counter("failed", 2), _Counter("audio_ms", 7_200_000),
+                _Counter("ok", 3), _Counter("succeeded", 99, namespace="decode")])
+    counts = metric_counts(job)
+    assert job.queries == 1
+    assert (counts["ok"], counts["failed"], counts["dropped"], counts["audio_s"]) == (43, 2, 0, 7200.0)
+    assert metric_counts(None)["ok"] == 0  # before the runner has handed the job back
+    fn = CountDone("", "ok")  # no progress folder: counters only, nothing written anywhere
+    _run(fn, [Song(uri="x", duration=3.0)])
+    assert not os.listdir(tmp_path)
+
+
+def test_a_failed_poll_skips_a_line_and_the_reporter_goes_on():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("job API unreachable")
+        return {"ok": 1, "failed": 0, "dropped": 0, "audio_s": 3.0}
+
+    out = io.StringIO()
+    reporter = ProgressReporter(flaky, 2, interval=0, stream=out)
+    reporter.report()
+    reporter.report()
+    lines = out.getvalue().splitlines()
+    assert "progress unavailable this time: ConnectionError" in lines[0] and "1/2 songs done" in lines[1]

@@ -25,7 +25,12 @@ def test_the_budget_is_cores_over_workers_for_multi_process_runs_only():
     assert thread_budget(_options(*multi, "2"), cores=8) == 4
     assert thread_budget(_options(*multi, "4"), cores=2) == 1  # never below one thread
     assert thread_budget(_options("--direct_running_mode", "in_memory"), cores=8) == 0
-    assert thread_budget(_options("--runner", "DataflowRunner"), cores=8) == 0
+    # Dataflow runs one SDK process per vCPU: one thread each, unless one process has the machine
+    assert thread_budget(_options("--runner", "DataflowRunner"), cores=8) == 1
+    assert thread_budget(_options("--runner", "DataflowRunner", "--experiments", "no_use_multiple_sdk_containers"),
+                         cores=8) == 0
+    assert thread_budget(_options("--runner", "DataflowRunner", "--worker_threads", "3"), cores=8) == 3
+    assert thread_budget(_options(*multi, "2", "--worker_threads", "2"), cores=2) == 2  # the user's choice wins
 
 
 def test_cores_are_the_ones_this_process_may_use(monkeypatch):
@@ -68,3 +73,18 @@ def test_a_stage_worker_caps_torch_threads_at_its_budget():
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = map(int, out.stdout.split()[-2:])
     assert after == 1 and (before > 1 or os.cpu_count() == 1)  # capped, not the default
+
+
+def test_a_remote_worker_takes_its_budget_from_the_run_not_the_launchers_environment():
+    # A Dataflow worker inherits nothing from the launcher: the budget travels in the RunContext.
+    code = ("import os, torch; before = torch.get_num_threads()\n"
+            "from transforms.core.config import RunContext, StageConfig, worker_threads\n"
+            "from transforms.core.stage import StageFn\n"
+            "class Probe(StageFn):\n    stage = 'probe'\n"
+            "Probe(StageConfig('probe'), RunContext(worker_threads=1)).setup()\n"
+            "print(before, torch.get_num_threads(), worker_threads(), os.environ['OMP_NUM_THREADS'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in (WORKER_THREADS_ENV, "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after, budget, omp = map(int, out.stdout.split()[-4:])
+    assert (after, budget, omp) == (1, 1, 1) and (before > 1 or os.cpu_count() == 1)

@@ -69,6 +69,7 @@ class RunContext:
     song_time_limit: float = 0.0  # seconds of compute a song may take over all stages (0: no limit)
     work_audio: str = "npz"  # how audio is stored in the work dir: transforms.core.workdir.AUDIO_FORMATS
     dedupe: str = "claims"  # "claims": first come in the work dir (transforms.core.claims); "group": by id
+    worker_threads: int = 0  # CPU threads per worker process (0: the libraries' defaults); pipeline.config
     extra: Items = field(default=())
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -16,6 +16,7 @@ under the stage's metric namespace (the stage's name).
 from __future__ import annotations
 
 import functools
+import os
 import importlib
 import logging
 import time
@@ -26,7 +27,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from schemas.records import DeadLetter, Provenance, Song
-from transforms.core.config import RunContext, StageConfig, worker_threads
+from transforms.core.config import WORKER_THREADS_ENV, RunContext, StageConfig, worker_threads
 from transforms.core.memory import peak_rss_mb, reset_peak_rss
 from transforms.core.numba_cache import warm_librosa
 
@@ -101,9 +102,19 @@ class _Holder:
 
 
 @functools.lru_cache(maxsize=1)
-def _use_thread_budget() -> int:
-    """Cap torch's intra-op threads at this worker's share of the cores (once per process)."""
+def _use_thread_budget(run_threads: int = 0) -> int:
+    """Cap torch's intra-op threads at this worker's share of the cores (once per process).
+
+    The share comes from the worker's environment (a local run's driver sets it for the processes it
+    starts) or else from the run (``RunContext.worker_threads``, resolved in the driver: on Dataflow,
+    whose workers inherit nothing from the launcher, one thread per SDK process). The latter is put
+    into the environment too, so that backends asking ``worker_threads()`` get the same answer.
+    """
     threads = worker_threads()
+    if not threads and run_threads:
+        threads = int(run_threads)
+        for name in (WORKER_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
     if threads:
         import torch
 
@@ -139,7 +150,7 @@ class StageFn(beam.DoFn):
         return _Holder(backend)
 
     def setup(self) -> None:
-        _use_thread_budget()
+        _use_thread_budget(self.context.worker_threads)
         warm_librosa()  # once per process, under a machine-wide lock: see numba_cache
         self.ok = Metrics.counter(self.stage, "succeeded")
         self.failed = Metrics.counter(self.stage, "failed")
