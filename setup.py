@@ -7,12 +7,23 @@ the backend (``pip install "songshard[demucs]"``). ``scripts/install.sh``
 installs every extra, so that the tests cover every backend.
 """
 
+import os
+import re
+
 import setuptools
 
-# The one Beam version of songshard: the launcher (this package and its ``dataflow`` extra) and the
-# worker image (docker/Dockerfile's BEAM_VERSION, which tests/test_image.py keeps equal to this) must
-# run the same SDK, or Dataflow's workers refuse every bundle the launcher built.
-BEAM_VERSION = "2.78.0"
+
+def _beam_version() -> str:
+    """pipeline/versions.py's BEAM_VERSION, read as text (setup.py must not import the package)."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline", "versions.py")) as handle:
+        return re.search(r'^BEAM_VERSION = "([^"]+)"$', handle.read(), re.M).group(1)
+
+
+# The one Beam version of songshard, defined in pipeline/versions.py: the launcher (this package and
+# its ``dataflow`` extra) and the worker image (docker/Dockerfile's BEAM_VERSION, which
+# tests/test_image.py keeps equal to it) must run the same SDK, or Dataflow's workers refuse every
+# bundle the launcher built.
+BEAM_VERSION = _beam_version()
 
 REQUIRED = [
     f"apache-beam=={BEAM_VERSION}",
