@@ -38,14 +38,21 @@ OUTPUT_PARTS = ("index", "failures", "filtered", "runs", "codec", "stats.json", 
 
 
 def _clear_output(output: str) -> None:
-    for uri in finalize.list_uris(FileSystems.join(output, "*.tar")):
-        FileSystems.delete([uri])
+    """``--overwrite``: delete OUT's shards, half-written ones, and every file and folder a run writes
+    there (:data:`OUTPUT_PARTS`), locally or in a bucket. Raises BeamIOError when the store refuses."""
+    shards = (finalize.list_uris(FileSystems.join(output, "*.tar"))
+              + finalize.list_uris(FileSystems.join(output, "*.tar.tmp-*")))
+    if shards:
+        FileSystems.delete(shards)
     for part in OUTPUT_PARTS:
         workdir.delete_tree(FileSystems.join(output, part))
 
 
 def resume_state(output: str, retry_failed: bool) -> dict:
-    """What OUT already holds: done song ids and URIs, and URIs that failed or were filtered."""
+    """What OUT already holds: done song ids and URIs, and URIs that failed or were filtered.
+
+    ``retry_failed``: the failure and drop records are deleted (local or in a bucket) and their
+    songs are not skipped. Raises BeamIOError when OUT cannot be listed (never read as empty)."""
     table = finalize.read_index(output)
     done_ids = set(table.column("key").to_pylist()) if table.num_rows else set()
     done_uris = set(table.column("uri").to_pylist()) if table.num_rows else set()

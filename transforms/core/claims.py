@@ -19,7 +19,13 @@ retried bundle, or the same song read twice by one run, goes on as before. Claim
 run's work dir and go with it; across runs, OUT's index catches copies of finished songs.
 
 Other filesystems (``s3://`` ...) have no create-if-absent here: :func:`check_supported`
-says so at start-up, and ``--dedupe group`` (a grouping by id) still works on them.
+says so at start-up, and ``--dedupe group`` (a grouping by id) still works on them. (S3 now
+has one, ``PutObject`` with ``If-None-Match: *``, which moto's server honours; using it would
+take a boto3 client built from Beam's S3 options on every worker.)
+
+The ``gs://`` path is tested against gcp-storage-emulator (``tests/test_object_stores.py``):
+two claims of one key, and threads racing for one, get one winner (the emulator ignores
+``ifGenerationMatch``; the test fixture adds Cloud Storage's answer, 412, to its uploads).
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ def _claim_gcs(folder: str, key: str, owner: str, client=None) -> str:
     from google.cloud import storage
 
     bucket_name, _, prefix = folder[len("gs://"):].partition("/")
-    client = client or storage.Client()
+    client = client or storage.Client()  # honours STORAGE_EMULATOR_HOST
     blob = client.bucket(bucket_name).blob(f"{prefix.rstrip('/')}/{key}".lstrip("/"))
     try:
         blob.upload_from_string(owner.encode("utf-8"), if_generation_match=0)

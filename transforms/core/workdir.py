@@ -119,10 +119,31 @@ def exists(uri: str) -> bool:
     return FileSystems.exists(uri)
 
 
+def is_local(uri: str) -> bool:
+    """Whether ``uri`` names a local path (plain or ``file://``) rather than an object in a store."""
+    return "://" not in uri or uri.startswith("file://")
+
+
 def delete_tree(uri: str) -> None:
-    """Delete a work-dir folder and all it holds (no error if it is gone)."""
-    if FileSystems.exists(uri):
-        FileSystems.delete([uri])
+    """Delete ``uri`` and everything under it; nothing there is no error.
+
+    A local ``uri`` is a folder (deleted with all it holds) or a file. In an object store
+    (``gs://``, ``s3://``), where folders are only name prefixes that exist while something is
+    under them, it is the object named ``uri``, if any, and every object whose name starts with
+    ``uri/`` (not ``uri2/...``). Raises BeamIOError when the store refuses, or when objects are
+    still listed under ``uri/`` afterwards (Beam's recursive delete on gs:// only logs failures).
+    """
+    if is_local(uri):
+        if FileSystems.exists(uri):
+            FileSystems.delete([uri])
+        return
+    base = uri.rstrip("/")
+    if FileSystems.exists(base):
+        FileSystems.delete([base])
+    FileSystems.delete([base + "/"])  # a trailing slash: every object under the prefix, in batches
+    left = list_uris(base + "/**")
+    if left:
+        raise BeamIOError(f"could not delete {len(left)} objects under {base}/, e.g. {left[0]}")
 
 
 def load_audio_at(uri: str, rate: int):
@@ -134,15 +155,38 @@ def load_audio_at(uri: str, rate: int):
 
 
 def list_uris(pattern: str) -> List[str]:
-    """Sorted URIs matching ``pattern``; [] when nothing matches or the folder does not exist yet.
+    """Sorted URIs matching ``pattern`` (a glob; ``**`` crosses folders).
 
-    Any other listing error (permissions, a transient storage failure) is raised:
-    read as an empty OUT, it would make a resume renumber shards from 000000.
+    Empty when nothing matches: a local folder that does not exist yet, or a prefix in an
+    object store with nothing under it. Any error from the store (a bucket that does not exist,
+    permissions, a transient failure) raises BeamIOError: read as an empty OUT, it would make a
+    resume redo every song and renumber shards from 000000.
     """
     try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        found = FileSystems.match([pattern])[0].metadata_list
     except BeamIOError:
         folder = pattern.rsplit("/", 1)[0] if "/" in pattern else "."
-        if "*" not in folder and not FileSystems.exists(folder):
+        if is_local(pattern) and not any(c in folder for c in "*?[") and not FileSystems.exists(folder):
             return []
         raise
+    if not found and pattern.startswith("s3://"):
+        _check_s3_bucket(pattern)
+    return sorted(m.path for m in found)
+
+
+def _check_s3_bucket(uri: str) -> None:
+    """Raise BeamIOError unless the bucket of ``uri`` exists and can be read.
+
+    Beam's S3 listing answers every 404, a missing bucket included, with "no objects"; an empty
+    listing is only believed once the bucket has been seen (``HeadBucket``), with the same client
+    settings (pipeline options, then the AWS environment) as Beam's S3 filesystem.
+    """
+    from apache_beam.io.aws.clients.s3 import boto3_client
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    bucket = uri[len("s3://"):].split("/", 1)[0]
+    client = boto3_client.Client(options=FileSystems._pipeline_options or PipelineOptions([]))
+    try:
+        client.client.head_bucket(Bucket=bucket)
+    except Exception as e:  # noqa: BLE001 - botocore's errors, all of them a failed listing here
+        raise BeamIOError(f"cannot list {uri}: bucket {bucket!r} cannot be read ({e})") from e

@@ -68,10 +68,12 @@ def discover(input_spec: str) -> List[str]:
         uris = [input_spec]
     else:
         root = input_spec.rstrip("/") + "/"
-        if not FileSystems.exists(input_spec) and not _match(root + "*"):
+        # FileSystems globs '**' recursively on local, GCS and S3 alike. A bucket has no folders, only
+        # names with a prefix: a folder there exists when something is under it, at any depth.
+        found = _match(root + "**")
+        if not found and not FileSystems.exists(input_spec):
             raise FileNotFoundError(f"input {input_spec!r} does not exist")
-        # FileSystems globs '**' recursively on local, GCS and S3 alike.
-        uris = [u for u in _match(root + "**") if is_audio(u) and not is_hidden(u, root)]
+        uris = [u for u in found if is_audio(u) and not is_hidden(u, root)]
     uris = sorted(set(uris))
     if not uris:
         raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found under {input_spec!r}")

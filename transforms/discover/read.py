@@ -15,14 +15,15 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.records import Song
+from transforms.core import workdir
 from transforms.discover import input_kind, is_audio, is_hidden
 
 
 def _exists(pattern: str) -> bool:
-    try:
-        return bool(FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # noqa: BLE001 - a folder that does not exist holds nothing to skip
-        return False
+    """Whether anything in OUT matches ``pattern``. A folder or prefix not there yet holds nothing to
+    skip; an error from the store raises (:func:`workdir.list_uris`): were it taken for "nothing", the
+    run would redo and publish again every song OUT holds."""
+    return bool(workdir.list_uris(pattern))
 
 
 def _list_lines(text: str):
