@@ -21,8 +21,9 @@ from typing import List, Optional, Sequence, Tuple
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 
 from pipeline.graph import MODEL_STAGES, configurable_stages
+from pipeline.launcher import check_launcher, is_dataflow
 from pipeline.options import SongshardOptions
-from transforms.core import claims
+from transforms.core import claims, workdir
 from transforms.core.config import StageConfig, config_sha256
 
 
@@ -97,7 +98,7 @@ def work_audio_format(choice: str, work_root: str) -> str:
     real-music set it changed which segments of 2 borderline sung songs passed the ASR guards."""
     if choice != "auto":
         return choice
-    return "flac24" if "://" in work_root else "npz"
+    return "npz" if workdir.is_local(work_root) else "flac24"
 
 
 def local_workers(pipeline_options: PipelineOptions) -> int:
@@ -109,8 +110,8 @@ def local_workers(pipeline_options: PipelineOptions) -> int:
     return int(direct.get("direct_num_workers") or 0)
 
 
-def is_dataflow(pipeline_options: PipelineOptions) -> bool:
-    return str(pipeline_options.get_all_options().get("runner") or "") in ("DataflowRunner", "dataflow")
+def on_dataflow(pipeline_options: PipelineOptions) -> bool:
+    return is_dataflow(pipeline_options.get_all_options().get("runner"))
 
 
 def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None) -> int:
@@ -127,7 +128,7 @@ def thread_budget(pipeline_options: PipelineOptions, cores: Optional[int] = None
     workers = local_workers(pipeline_options)
     if workers:
         return max(1, (cores or available_cores()) // workers)
-    if is_dataflow(pipeline_options):
+    if on_dataflow(pipeline_options):
         experiments = pipeline_options.view_as(DebugOptions).experiments or []
         return 0 if "no_use_multiple_sdk_containers" in experiments else 1
     return 0
@@ -143,6 +144,7 @@ def resolve(argv: Optional[List[str]] = None,
     """
     argv = local_defaults(list(sys.argv[1:] if argv is None else argv))
     pipeline_options = PipelineOptions(argv)
+    check_launcher(pipeline_options)  # the launcher can build a job its workers accept, and reach gs://
     opts = pipeline_options.view_as(SongshardOptions)
     if not opts.input or not opts.output:
         raise ValueError("both --input and --output are required")
@@ -160,6 +162,6 @@ def resolve(argv: Optional[List[str]] = None,
                        progress_interval=float(opts.progress_interval),
                        song_time_limit=float(opts.song_time_limit or 0.0),
                        dedupe=opts.dedupe, local_workers=local_workers(pipeline_options),
-                       worker_threads=thread_budget(pipeline_options), live_metrics=is_dataflow(pipeline_options),
+                       worker_threads=thread_budget(pipeline_options), live_metrics=on_dataflow(pipeline_options),
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

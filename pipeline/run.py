@@ -151,6 +151,7 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     """
     started = time.time()
     pipeline_options, config = resolve(argv, stages)
+    FileSystems.set_options(pipeline_options)  # the driver's own reads and writes use the run's --s3_* / GCS options
     if config.overwrite:
         _clear_output(config.output)
     run_id = new_run_id()

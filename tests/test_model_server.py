@@ -25,6 +25,11 @@ class Doubler:
     def load(self):
         pass
 
+    def provenance(self):
+        from schemas.records import Provenance
+
+        return Provenance(backend="doubler", note="test stand-in")
+
     def process(self, chunks):
         Doubler.passes.append(chunks.shape[0])
         if chunks.shape[0] and np.isnan(chunks).any():
@@ -93,6 +98,15 @@ def _worker(path, barrier, results, chunk):
     out = shared.process(chunk)
     results.put((multiprocessing.current_process().name, shared.server_pid, out, shared.stats()))
     barrier.wait()  # the process serving the model stays until both are answered
+    _end_own_server()
+
+
+def _end_own_server():
+    """What Beam's exit hook does in an SDK worker: end the server process this worker started, if any.
+    (A multiprocessing child such as this test's workers exits without running exit hooks, and would
+    wait for its non-daemon server forever.)"""
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def test_two_worker_processes_share_one_spleeter_and_batch_their_songs(tmp_path):
@@ -105,7 +119,7 @@ def test_two_worker_processes_share_one_spleeter_and_batch_their_songs(tmp_path)
               for name in ("w1", "w2")}
     procs, got = run_workers(_worker, {name: (str(tmp_path), chunks[name]) for name in chunks})
     server_pids = {pid for _, pid, _, _ in got}
-    assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one copy, in one worker
+    assert len(server_pids) == 1 and not server_pids & {p.pid for p in procs}  # one copy, in its own process
     last = max((s for *_, s in got), key=lambda s: s["passes"])
     assert last["shared_passes"] >= 1 and last["max_segments"] == 2  # both songs in one forward pass
     for name, _, out, _ in got:  # the same stems as the worker's own copy would give
@@ -172,6 +186,7 @@ def _asr_worker(path, barrier, results, audio):
     results.put((multiprocessing.current_process().name, shared.server_pid, probs, segments, shared.stats(),
                  shared.provenance().note, shared.thresholds))
     barrier.wait()  # the process serving the model stays until both are answered
+    _end_own_server()
 
 
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -187,7 +202,7 @@ def test_two_worker_processes_share_one_asr_model(tmp_path):
     assert want and "heart" in " ".join(w["text"] for s in want for w in s["words"]).lower()
     procs, got = run_workers(_asr_worker, {f"w{i}": (str(tmp_path), speech) for i in range(2)})
     server_pids = {g[1] for g in got}
-    assert len(server_pids) == 1 and server_pids <= {p.pid for p in procs}  # one model copy, in one worker
+    assert len(server_pids) == 1 and not server_pids & {p.pid for p in procs}  # one model copy, in its own process
     last = max((g[4] for g in got), key=lambda s: s["calls"])
     assert last["calls"] == 4 and last["callers"] == 2  # both workers' calls ran on that copy
     for _, pid, probs, segments, _, note, thresholds in got:  # what the worker's own copy would give
@@ -195,3 +210,51 @@ def test_two_worker_processes_share_one_asr_model(tmp_path):
         assert [w["text"] for s in segments for w in s["words"]] == [w["text"] for s in want for w in s["words"]]
         assert f"one copy per machine (process {pid})" in note and thresholds == local.thresholds
     assert (tmp_path / (server_tag("lyrics", FASTER_WHISPER, {"threads": 1}) + ".lock")).exists()
+
+
+def _host(path, ready, target):
+    """A worker process that starts the machine's server and then idles (until the test kills it)."""
+    shared = acquire_shared("separate", target, {}, max_batch=4, max_wait_s=0.0, caller="host", path=path)
+    ready.put(shared.server_pid)
+    import time
+
+    time.sleep(600)
+
+
+def test_when_the_server_or_its_host_dies_calls_are_retried_on_a_new_server(tmp_path):
+    import os
+    import signal
+    import time
+
+    target = f"{__name__}:Doubler"
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    host = ctx.Process(target=_host, args=(str(tmp_path), ready, target))
+    host.start()
+    first = ready.get(timeout=300)
+    assert first not in (host.pid, os.getpid())  # the model lives in a process of its own
+    shared = acquire_shared("separate", target, {}, max_batch=4, max_wait_s=0.0, caller="me", path=str(tmp_path))
+    assert shared.server_pid == first and np.all(shared.process(np.ones((1, 2, 3), np.float32)) == 2)
+
+    os.kill(host.pid, signal.SIGKILL)  # the worker that started the server dies: the server follows it
+    host.join(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.kill(first, 0)
+            time.sleep(0.2)
+        except ProcessLookupError:
+            break
+    else:
+        pytest.fail("the server outlived the worker that started it")
+    out = shared.process(np.full((2, 2, 3), 5.0, np.float32))  # this song is retried, not lost
+    assert out.shape == (2, 2, 3) and np.all(out == 10.0)
+    second = shared.server_pid
+    assert second != first and "process %d" % second in shared.provenance().note
+
+    os.kill(second, signal.SIGKILL)  # the server itself dies (out of memory, say)
+    time.sleep(0.5)
+    assert np.all(shared.process(np.ones((1, 2, 3), np.float32)) == 2) and shared.server_pid != second
+    with pytest.raises(ValueError, match="nan"):  # the model's own errors are not retried
+        shared.process(np.full((1, 2, 3), np.nan, np.float32))
+    os.kill(shared.server_pid, signal.SIGKILL)

@@ -248,9 +248,8 @@ def test_a_run_whose_output_bucket_is_missing_stops_rather_than_starting_over(gc
 
 # --- whole runs in S3 -----------------------------------------------------------------------------
 
-# One worker process's layout: with two, a local run deals songs through BalancedSpread's "Deal" path
-# (a work dir with no claims), whose output is typed ``object`` and fails decode's type check.
-S3_RUN = ("--dedupe", "group", "--direct_num_workers", "1")
+# Two worker processes: a work dir with no claims deals the songs once (BalancedSpread's "Deal" path).
+S3_RUN = ("--dedupe", "group", "--direct_num_workers", "2")
 
 
 def test_a_run_in_s3_dedupes_by_group_packs_overwrites_and_cleans_up(s3):

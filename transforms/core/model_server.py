@@ -15,22 +15,36 @@ stage records them in its labels so that a run shows whether batching happened.
 
 With ``--lyrics_share_model`` the lyrics stage's ASR is hosted the same way
 (:class:`AsrServer`): one copy per machine, its calls run one at a time.
+
+The server runs in a process of its own, started by the first worker that needs it (Beam's
+``spawn_process``), not inside that worker: a song that crashes a worker does not take the model
+with it. Beam ends the server when the worker that started it dies; every handle then reconnects
+on its next call (the first caller builds a new server, the others connect to it) and repeats the
+call, up to :data:`RECONNECTS` times, so the songs in flight are retried, not dead-lettered.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import logging
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
 from schemas.records import Provenance
+
+log = logging.getLogger("songshard")
+
+# A call that finds the server gone (its connection refused, reset or closed) reconnects and repeats.
+RECONNECTS = 2
+SERVER_GONE = (ConnectionError, EOFError, BrokenPipeError)
 
 # what a worker needs of a separator besides ``process`` (transforms.separate.backend.SeparatorBackend)
 SEPARATOR_ATTRS = ("name", "sample_rate", "channels", "stems", "chunk_length", "hop", "fade", "batch",
@@ -126,14 +140,33 @@ class BatchingServer:
 
 class _Handle:
     """What a worker's handle on a machine-wide server shares: the server's ``describe()``, no-op
-    ``load`` / ``check`` (the server did both), ``stats`` and a provenance that names the server."""
+    ``load`` / ``check`` (the server did both), ``stats``, a provenance that names the server, and
+    calls that survive the server's death (:meth:`_call`). ``connect()`` returns a proxy on the
+    machine's server, building one when there is none."""
 
     served = "one copy per machine (process {pid})"
 
-    def __init__(self, proxy: Any, caller: str):
-        self._proxy, self._caller = proxy, caller
+    def __init__(self, connect: Callable[[], Any], caller: str):
+        self._connect, self._caller = connect, caller
+        self._attach(connect())
+
+    def _attach(self, proxy: Any) -> None:
+        self._proxy = proxy
         self._info = proxy.describe()
         self._provenance, self.server_pid = self._info["provenance"], self._info["pid"]
+
+    def _call(self, name: str, *args) -> Any:
+        """``proxy.name(*args)``; if the server is gone, reconnect (a new server if need be) and repeat."""
+        for attempt in range(RECONNECTS + 1):
+            try:
+                return getattr(self._proxy, name)(*args)
+            except SERVER_GONE as exc:
+                if attempt == RECONNECTS:
+                    raise
+                log.warning("shared model server %d gone (%s: %s); reconnecting", self.server_pid,
+                            type(exc).__name__, exc)
+                self._attach(self._connect())
+        raise AssertionError("unreachable")
 
     def load(self) -> None:
         """Loaded by the server."""
@@ -142,7 +175,7 @@ class _Handle:
         """Checked by the server when it loaded."""
 
     def stats(self) -> Dict[str, Any]:
-        return self._proxy.stats()
+        return self._call("stats")
 
     def provenance(self) -> Provenance:
         p = dict(self._provenance)
@@ -156,13 +189,13 @@ class SharedSeparator(_Handle):
 
     served = "one copy per machine (process {pid}), batched across songs"
 
-    def __init__(self, proxy: Any, caller: str):
-        super().__init__(proxy, caller)
+    def __init__(self, connect: Callable[[], Any], caller: str):
+        super().__init__(connect, caller)
         for name, value in self._info["attrs"].items():
             setattr(self, name, value)
 
     def process(self, chunks: np.ndarray) -> np.ndarray:
-        return self._proxy.process(chunks, self._caller)
+        return self._call("process", chunks, self._caller)
 
 
 class AsrServer:
@@ -208,15 +241,15 @@ class AsrServer:
 class SharedAsr(_Handle):
     """A worker's handle on the machine's :class:`AsrServer`: an ASR backend whose calls run there."""
 
-    def __init__(self, proxy: Any, caller: str):
-        super().__init__(proxy, caller)
+    def __init__(self, connect: Callable[[], Any], caller: str):
+        super().__init__(connect, caller)
         self.does_transcribe, self.thresholds = self._info["does_transcribe"], self._info["thresholds"]
 
     def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
-        return self._proxy.language_probs(clip, self._caller)
+        return self._call("language_probs", clip, self._caller)
 
     def transcribe(self, audio: np.ndarray, clips, language: Optional[str]) -> List[dict]:
-        return self._proxy.transcribe(audio, list(clips), language, self._caller)
+        return self._call("transcribe", audio, list(clips), language, self._caller)
 
 
 def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:
@@ -225,28 +258,34 @@ def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:
     return f"songshard-{stage}-{digest}"
 
 
-def _machine_wide(stage: str, target: str, params: Mapping[str, Any], build, path: Optional[str]) -> Any:
-    """A proxy on the machine-wide object ``build()`` for this backend configuration (the first caller on
-    the machine builds and serves it; the others connect)."""
+def _machine_wide(stage: str, target: str, params: Mapping[str, Any], build: Callable[[], Any],
+                  path: Optional[str]) -> Callable[[], Any]:
+    """A function returning a proxy on the machine-wide object ``build()`` for this backend configuration:
+    the first caller on the machine starts a process that builds and serves it, the others connect.
+    ``build`` is pickled into that process (a module-level class bound with ``functools.partial``)."""
     import tempfile
 
     from apache_beam.utils.multi_process_shared import MultiProcessShared
 
-    shared = MultiProcessShared(build, tag=server_tag(stage, target, params), path=path or tempfile.gettempdir(),
-                                always_proxy=True)
-    return shared.acquire()
+    def connect() -> Any:
+        # A new MultiProcessShared each time: its address file names the live server, or a dead one
+        # that it then replaces.
+        return MultiProcessShared(build, tag=server_tag(stage, target, params), path=path or tempfile.gettempdir(),
+                                  always_proxy=True, spawn_process=True).acquire()
+    return connect
 
 
 def acquire_shared(stage: str, target: str, params: Mapping[str, Any], max_batch: int, max_wait_s: float,
                    caller: str, path: Optional[str] = None) -> SharedSeparator:
     """This worker's handle on the machine-wide separator server for ``target`` (started by the first caller)."""
     params = dict(params)
-    proxy = _machine_wide(stage, target, params, lambda: BatchingServer(target, params, max_batch, max_wait_s), path)
-    return SharedSeparator(proxy, caller)
+    build = functools.partial(BatchingServer, target, params, max_batch, max_wait_s)
+    return SharedSeparator(_machine_wide(stage, target, params, build, path), caller)
 
 
 def acquire_shared_asr(stage: str, target: str, params: Mapping[str, Any], caller: str,
                        path: Optional[str] = None) -> SharedAsr:
     """This worker's handle on the machine-wide ASR server for ``target`` (started by the first caller)."""
     params = dict(params)
-    return SharedAsr(_machine_wide(stage, target, params, lambda: AsrServer(target, params), path), caller)
+    build = functools.partial(AsrServer, target, params)
+    return SharedAsr(_machine_wide(stage, target, params, build, path), caller)

@@ -31,6 +31,7 @@ import apache_beam as beam
 import soundfile as sf
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.records import Song
 from transforms.core import claims, workdir
 
 PER_SONG_SECONDS = 10.0  # fixed cost per song (open, write, load stems), counted as audio seconds
@@ -140,7 +141,8 @@ class BalancedSpread(beam.PTransform):
             return (together | "OfferToAll" >> beam.FlatMap(_offer_to_all, workers)
                     | "ByWorker" >> beam.GroupByKey() | "Pull" >> beam.ParDo(PullFn(self.work_dir)))
         return (together | "Deal" >> beam.FlatMap(_deal_songs, workers)
-                | "ByWorker" >> beam.GroupByKey() | "Unpack" >> beam.FlatMap(lambda item: item[1]))
+                | "ByWorker" >> beam.GroupByKey()
+                | "Unpack" >> beam.FlatMap(lambda item: item[1]).with_output_types(Song))
 
 
 __all__ = ["BalancedSpread", "PullFn", "deal", "estimate_seconds", "PER_SONG_SECONDS"]
