@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
+from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, PipelineOptions
 
 from pipeline.graph import MODEL_STAGES, configurable_stages
 from pipeline.launcher import check_launcher, is_dataflow
@@ -44,6 +44,7 @@ class RunConfig:
     local_workers: int  # worker processes of a local multi-process run (0: another runner or layout)
     worker_threads: int  # CPU threads per worker process (thread_budget; 0: the libraries' defaults)
     live_metrics: bool  # the runner reports metrics while the job runs (Dataflow): progress reads them
+    template_location: str  # Dataflow: write the job as a template there instead of submitting it
     stages: Tuple[StageConfig, ...]
     model_stages: Tuple[type, ...]
 
@@ -163,5 +164,6 @@ def resolve(argv: Optional[List[str]] = None,
                        song_time_limit=float(opts.song_time_limit or 0.0),
                        dedupe=opts.dedupe, local_workers=local_workers(pipeline_options),
                        worker_threads=thread_budget(pipeline_options), live_metrics=on_dataflow(pipeline_options),
+                       template_location=pipeline_options.view_as(GoogleCloudOptions).template_location or "",
                        stages=configs, model_stages=tuple(stages))
     return pipeline_options, config

@@ -141,6 +141,17 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
+def _write_template(p: beam.Pipeline, config: RunConfig, run_id: str, songs_in: int, todo: int) -> dict:
+    """Build the Dataflow job and write it as a template (``--template_location``) without submitting it:
+    the graph, options and staged files go where Dataflow would read them; nothing runs, nothing is
+    packed, no stats are written. Returns {run_id, template, songs_in, songs_to_do}."""
+    p.run()
+    print(f"[songshard] run {run_id}: job built, not submitted: template at {config.template_location} "
+          f"(launch it with `gcloud dataflow jobs run`; when it is done, `songshard pack {config.output}`)",
+          flush=True)
+    return {"run_id": run_id, "template": config.template_location, "songs_in": songs_in, "songs_to_do": todo}
+
+
 def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline] = None,
         stages: Optional[Sequence[type]] = None) -> dict:
     """Run songshard; returns the run's stats dict (also written to OUT/stats.json).
@@ -178,6 +189,8 @@ def run(argv: Optional[List[str]] = None, test_pipeline: Optional[beam.Pipeline]
     if todo:
         p = test_pipeline or beam.Pipeline(options=pipeline_options)
         build(p, config, context, paths)
+        if config.template_location:
+            return _write_template(p, config, run_id, len(uris), len(todo))
         job: dict = {}  # the running job, once the runner hands it back (Dataflow: at once)
         counts = (lambda: metric_counts(job.get("result"))) if config.live_metrics \
             else functools.partial(count_done, paths["progress"])

@@ -63,11 +63,15 @@ class Store:
 
 
 def _reset_beam(monkeypatch, options=None) -> None:
-    """Beam's process-wide state the stores depend on: filesystem options, cached GCP credentials."""
+    """Beam's process-wide state the stores depend on: filesystem options, cached GCP credentials, and
+    songshard's cached Cloud Storage client."""
     from apache_beam.internal.gcp import auth
     from apache_beam.io.filesystems import FileSystems
 
+    from transforms.core import workdir
+
     monkeypatch.setattr(FileSystems, "_pipeline_options", options)
+    monkeypatch.setattr(workdir, "_GCS_IO", {})  # its cached client would talk to an earlier test's store
     monkeypatch.setattr(auth._Credentials, "_credentials_init", True)  # "none found": anonymous clients
     monkeypatch.setattr(auth._Credentials, "_credentials", None)
 

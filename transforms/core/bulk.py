@@ -21,6 +21,8 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, TypeVar
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.core import workdir
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -57,10 +59,9 @@ def _local_path(uri: str):
 
 def _delete_gcs(uris: List[str]) -> Dict[str, object]:
     """Cloud Storage's batch delete, 100 objects a request; {uri: error} for failures other than 404."""
-    filesystem = FileSystems.get_filesystem(uris[0])
     # GCSFileSystem.delete matches (lists) every path before deleting it alone; its client's
-    # delete_batch is the batch API itself. Beam is pinned (setup.py), so this private accessor is too.
-    statuses = filesystem._gcsIO().delete_batch(uris)  # noqa: SLF001
+    # delete_batch is the batch API itself.
+    statuses = workdir.gcs_io().delete_batch(uris)
     return {uri: error for uri, error in statuses if error}
 
 
