@@ -18,6 +18,7 @@ from scipy.signal import resample_poly
 
 import realmusic_truth as rt
 from pipeline import sample_corpus as sc
+from pipeline.sample_corpus import voice as sc_voice
 
 # German lines for the one non-English song (espeak-ng "de"); verse bank then chorus bank.
 GERMAN_VERSE = ("wir fahren durch die lange nacht", "der regen faellt auf unser haus",
@@ -64,7 +65,7 @@ def espeak_line(text: str, voice: str, pitch: int, seconds: float, work: str) ->
     for _ in range(3):
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", wav, text],
                        check=True, capture_output=True, timeout=60)
-        x = sc._read_48k(wav)
+        x = sc_voice._read_48k(wav)
         a, b = sc.active_span(x)
         if (b - a) / sc.SR <= seconds:
             return x[a:]
