@@ -84,7 +84,8 @@ def build(p: beam.Pipeline, config, context, paths: dict) -> GraphOutputs:
     input is read on workers and what OUT holds is joined away there: nothing per
     song is pickled into the graph, and no song waits for another.
     """
-    songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed)
+    songs, done_ids = p | "read" >> ReadSongs(config.input, config.output, config.retry_failed,
+                                              lyrics_table=config.stage(TranscribeLyrics.stage).get("table", ""))
     songs = songs | "Spread" >> spread(config, context.work_dir)
     songs, decode_failed = songs | "decode" >> DecodeAudio(config.stage("decode"), context, done_ids)
     songs, duplicates = songs | "dedupe" >> DropDuplicates(config.dedupe)

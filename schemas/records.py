@@ -66,9 +66,14 @@ class SourceInfo:
     duration: float = 0.0  # seconds, before any cut
     file_tags: dict = field(default_factory=dict)  # embedded ID3 / Vorbis / MP4 tags
     sidecar: dict = field(default_factory=dict)  # NAME.json beside the song
-    reference_lyrics: str = ""  # NAME.txt or the text of NAME.lrc
-    reference_lyrics_format: str = ""  # "txt" | "lrc" | ""
+    # reference lyrics (transforms.decode.reference): the sung lines of the source used, one a line
+    reference_lyrics: str = ""
+    reference_lyrics_format: str = ""  # "txt" | "lrc" (line times) | ""
     reference_lyrics_lines: list = field(default_factory=list)  # [{"time": s|None, "text": ...}]
+    reference_lyrics_source: str = ""  # table | json | lrc | txt | id3_sylt | id3_uslt | vorbis | mp4 | ""
+    reference_lyrics_sources: list = field(default_factory=list)  # every source holding lyrics, by precedence
+    reference_lyrics_raw: str = ""  # the used text as given (headings, LRC tags), cut at the caps
+    reference_lyrics_chars: int = 0  # length of the used text before the cut (more than raw's: it was cut)
 
 
 @dataclass

@@ -47,7 +47,7 @@ def test_stage_params_and_backend_params_are_split_and_frozen(tmp_path):
     lyrics = config.stage("lyrics")
     assert lyrics.backend == "faster-whisper"
     assert lyrics.params == {"gate_db": 12.0, "language": "en", "vad": "silero", "vad_threshold": 0.3,
-                             "share_model": False}
+                             "share_model": False, "table": ""}
     assert "share_model" not in lyrics.backend_params  # how the model is hosted is the stage's affair
     assert "gate_db" not in lyrics.backend_params and lyrics.backend_params["compute_type"] == "int8"
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -3,7 +3,8 @@
 ``DecodeAudio`` reads the file through Beam's FileSystems, decodes it (soundfile
 for wav / flac / ogg / mp3 / opus, ffmpeg for the rest, e.g. m4a), gives the song
 its id (sha256 of the decoded PCM, so one recording under two names is one song),
-reads embedded tags (mutagen) and sidecars (NAME.json, NAME.txt, NAME.lrc), cuts
+reads embedded tags (mutagen) and sidecars (NAME.json, NAME.txt, NAME.lrc), takes the song's
+reference lyrics from the first of its lyric sources (``transforms.decode.reference``), cuts
 songs at ``--decode_max_seconds`` and writes ``mix`` (48 kHz stereo) and ``mix16k``
 (16 kHz mono) to the work dir. The file is opened as a seekable stream and read no
 further than the cut; the decoded cut goes through a block at a time, twice (checks
@@ -34,6 +35,8 @@ from transforms.core import claims
 from transforms.core import workdir
 from transforms.core.facts import MAX_SONG_SECONDS
 from transforms.core.stage import FAILED, StageFn, StageTransform
+from transforms.decode import reference
+from transforms.decode.reference import parse_lyrics  # noqa: F401 - part of this package's API
 from transforms.decode.source import (RawSource, SoundfileSource, Source, copy_to_local, ffmpeg_to_raw,
                                        write_work_copies)
 
@@ -170,52 +173,45 @@ def read_file_tags(data: Union[bytes, BinaryIO]) -> dict:
     return tags
 
 
-_LRC_TIME = re.compile(r"\[(\d+):(\d+(?:\.\d+)?)\]")
-_LRC_META = re.compile(r"^\[[a-zA-Z]+:.*\]$")
-
-
-def parse_lyrics(text: str, fmt: str) -> list:
-    """Reference lyric lines [{"time": seconds | None, "text": ...}] from a .txt or .lrc sidecar."""
-    lines = []
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if not raw or (fmt == "lrc" and _LRC_META.match(raw)):
-            continue
-        times = [int(m) * 60 + float(s) for m, s in _LRC_TIME.findall(raw)]
-        words = _LRC_TIME.sub("", raw).strip()
-        if not words:
-            continue
-        for t in times or [None]:
-            lines.append({"time": t, "text": words})
-    if fmt == "lrc":
-        lines.sort(key=lambda ln: (ln["time"] is None, ln["time"] or 0.0))
-    return lines
-
-
 def sidecar_uris(uri: str) -> dict:
     """The sidecar URIs a song may have: NAME.json, NAME.txt, NAME.lrc beside it."""
     stem, _ = posixpath.splitext(uri)
     return {"json": stem + ".json", "txt": stem + ".txt", "lrc": stem + ".lrc"}
 
 
-def read_sidecars(uri: str) -> Tuple[dict, str, str, list]:
-    """(sidecar json, reference lyrics text, "txt"|"lrc"|"", lines) for the song at ``uri``.
+def read_sidecar_json(uri: str) -> dict:
+    """The sidecar NAME.json of the song at ``uri`` ({} when there is none).
 
-    A sidecar JSON that exists but is not a JSON object raises ValueError: a
-    mislabeled song is worse than a failed one.
+    One that exists but is not a JSON object raises ValueError: a mislabeled song is worse than a
+    failed one.
     """
-    paths = sidecar_uris(uri)
-    meta: dict = {}
-    if workdir.exists(paths["json"]):
-        meta = json.loads(workdir.read_bytes(paths["json"]).decode("utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError(f"sidecar {paths['json']} is not a JSON object")
-    for fmt in ("lrc", "txt"):
-        if workdir.exists(paths[fmt]):
-            text = workdir.read_bytes(paths[fmt]).decode("utf-8", errors="replace")
-            lines = parse_lyrics(text, fmt)
-            return meta, "\n".join(ln["text"] for ln in lines), fmt, lines
-    return meta, "", "", []
+    path = sidecar_uris(uri)["json"]
+    if not workdir.exists(path):
+        return {}
+    meta = json.loads(workdir.read_bytes(path).decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"sidecar {path} is not a JSON object")
+    return meta
+
+
+def read_sidecars(uri: str) -> Tuple[dict, str, str, list]:
+    """(sidecar json, reference lyrics text, "txt"|"lrc"|"", lines) from the sidecars alone (json
+    ``lyrics`` field, NAME.lrc, NAME.txt, in that precedence); ValueError as :func:`read_sidecar_json`."""
+    meta = read_sidecar_json(uri)
+    fields = reference.reference_fields(reference.sidecar_lyrics(meta, sidecar_uris(uri)))
+    return (meta, fields.get("reference_lyrics", ""), fields.get("reference_lyrics_format", ""),
+            fields.get("reference_lyrics_lines", []))
+
+
+def lyric_sources(song: Song, meta: dict, stream: BinaryIO) -> dict:
+    """{source name: text} of every place the song's lyrics are found: the table join's text (left on
+    ``song.source``), the sidecars and the file's tags (:mod:`transforms.decode.reference`)."""
+    found = reference.sidecar_lyrics(meta, sidecar_uris(song.uri))
+    found.update(reference.embedded_lyrics(stream))
+    table = reference.table_text(song.source)
+    if table:
+        found["table"] = table
+    return found
 
 
 class DecodeFn(StageFn):
@@ -252,12 +248,13 @@ class DecodeFn(StageFn):
                 return song
         size = stream.seek(0, io.SEEK_END)
         tags = read_file_tags(stream)
-        meta, lyrics, lyr_fmt, lyr_lines = read_sidecars(song.uri)
+        meta = read_sidecar_json(song.uri)
+        lyrics = reference.reference_fields(lyric_sources(song, meta, stream),
+                                            song.source.reference_lyrics_chars if song.source else 0)
         duration = max(src.duration, scan.frames / sr)
         song.source = SourceInfo(
             uri=song.uri, size_bytes=int(size), container=src.container, codec=src.codec, sample_rate=sr,
-            channels=src.channels, duration=round(duration, 3), file_tags=tags, sidecar=meta,
-            reference_lyrics=lyrics, reference_lyrics_format=lyr_fmt, reference_lyrics_lines=lyr_lines)
+            channels=src.channels, duration=round(duration, 3), file_tags=tags, sidecar=meta, **lyrics)
         song.artist = str(meta.get("artist") or tags.get("artist") or tags.get("albumartist") or "")
         song.title = str(meta.get("title") or tags.get("title") or
                           posixpath.splitext(posixpath.basename(song.uri))[0])

@@ -44,6 +44,16 @@ def input_kind(input_spec: str) -> str:
     return "folder"
 
 
+def input_root(input_spec: str) -> str:
+    """The folder a lyrics table's relative ``path`` column starts from: the input folder; a glob's
+    folder before its first wildcard; a list file's or a single audio file's folder."""
+    kind = input_kind(input_spec)
+    if kind == "folder":
+        return input_spec.rstrip("/")
+    head = input_spec[:min(input_spec.index(ch) for ch in "*?[" if ch in input_spec)] if kind == "glob" else input_spec
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
 def discover(input_spec: str) -> List[str]:
     """Sorted, de-duplicated audio URIs named by ``input_spec``.
 

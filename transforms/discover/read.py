@@ -14,9 +14,11 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import Song
+from schemas.records import SourceInfo, Song
 from transforms.core import workdir
-from transforms.discover import input_kind, is_audio, is_hidden
+from transforms.discover import input_kind, input_root, is_audio, is_hidden
+from transforms.core.lyrics_input import join_key
+from transforms.discover.lyrics_table import lyrics_table
 
 
 def _exists(pattern: str) -> bool:
@@ -83,27 +85,50 @@ class DoneRecords(beam.PTransform):
 
 
 def _new_only(item):
-    uri, groups = item
-    if list(groups["input"]) and not list(groups["done"]):
-        yield Song(uri=uri)
+    """Songs of one join key: each input URI under it, unless OUT holds it; with the lyrics table's text
+    (the first in sort order where the table has several rows for it) left in ``Song.source``."""
+    _, groups = item
+    uris = sorted(set(groups["input"]))
+    if not uris or list(groups["done"]):
+        return
+    texts = sorted(groups.get("lyrics", ()))
+    for uri in uris:
+        source = None
+        if texts:
+            source = SourceInfo(uri=uri, reference_lyrics_source="table", reference_lyrics_raw=texts[0][0],
+                                reference_lyrics_chars=int(texts[0][1]))
+        yield Song(uri=uri, source=source)
 
 
 class ReadSongs(beam.PTransform):
     """PBegin -> ``(songs to do, song ids OUT holds)``: ``Song(uri=...)`` for every input URI that OUT
     does not hold yet (a join by URI, on workers), and the content ids of OUT's records, for the decode
-    stage's duplicate check (read as a side input, also on workers)."""
+    stage's duplicate check (read as a side input, also on workers).
 
-    def __init__(self, input_spec: str, output: str, retry_failed: bool = False):
+    ``lyrics_table``: a ``--lyrics_table`` path (checked here, in the driver); its rows are read on
+    workers and joined to the input URIs in the same ``CoGroupByKey`` (before decode, no added
+    shuffle): a song the table names carries its text in ``Song.source`` into decode."""
+
+    def __init__(self, input_spec: str, output: str, retry_failed: bool = False, lyrics_table: str = ""):
         super().__init__()
         self.input_spec, self.output, self.retry_failed = input_spec, output, retry_failed
+        self.table = lyrics_table_read(lyrics_table, input_spec)
 
     def expand(self, pbegin):
         uris = pbegin | "InputUris" >> InputUris(self.input_spec)
         done = pbegin | "DoneRecords" >> DoneRecords(self.output, self.retry_failed)
-        songs = ({"input": uris | "KeyInput" >> beam.Map(lambda u: (u, True)), "done": done}
-                 | "JoinDone" >> beam.CoGroupByKey() | "NewOnly" >> beam.FlatMap(_new_only))
+        groups = {"input": uris | "KeyInput" >> beam.Map(lambda u: (join_key(u), u)),
+                  "done": done | "KeyDone" >> beam.Map(lambda pair: (join_key(pair[0]), pair[1]))}
+        if self.table is not None:
+            groups["lyrics"] = pbegin | "LyricsTable" >> self.table
+        songs = groups | "JoinDone" >> beam.CoGroupByKey() | "NewOnly" >> beam.FlatMap(_new_only)
         done_ids = done | "DoneIds" >> beam.FlatMap(lambda pair: [pair[1]] if pair[1] else [])
         return songs, done_ids
+
+
+def lyrics_table_read(path: str, input_spec: str):
+    """The table's read (None without a table); a relative ``path`` column starts at the input's root."""
+    return lyrics_table(path, input_root(input_spec)) if path else None
 
 
 __all__ = ["ReadSongs", "InputUris", "DoneRecords"]

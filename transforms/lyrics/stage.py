@@ -29,6 +29,7 @@ from transforms.core.sections import with_tags
 from transforms.core import reading, workdir
 from transforms.core.model_server import acquire_shared_asr
 from transforms.core.stage import StageFn, StageTransform
+from transforms.core.lyrics_input import check_table
 from transforms.lyrics import format as fmt
 from transforms.lyrics import guards
 from transforms.lyrics.align import alignment_scores
@@ -253,7 +254,7 @@ class TranscribeLyrics(StageTransform):
     fn_class = TranscribeFn
     backends = BACKENDS
     default_backend = "faster-whisper"
-    stage_params = ("gate_db", "language", "vad", "vad_threshold", "share_model")
+    stage_params = ("gate_db", "language", "vad", "vad_threshold", "share_model", "table")
 
     @classmethod
     def add_options(cls, group) -> None:
@@ -284,6 +285,19 @@ class TranscribeLyrics(StageTransform):
             help="drop decoded segments whose average log-probability is below this")
         add("--lyrics_no_speech_threshold", type=float, default=0.6,
             help="drop segments whose no-speech probability is above this (unless confidently decoded)")
+        add("--lyrics_table", default="",
+            help="a corpus-wide lyrics table (.parquet, .jsonl or .csv; columns lyrics and uri or path, "
+                 "path relative to the input root), joined to the songs where the input is read; it takes "
+                 "precedence over NAME.json's lyrics, NAME.lrc, NAME.txt and embedded lyrics")
+
+    @classmethod
+    def configure(cls, values):
+        """The stage's StageConfig; a ``--lyrics_table`` that is missing, of unknown format or without
+        its columns raises ValueError here, in the driver."""
+        config = super().configure(values)
+        if config.get("table"):
+            check_table(config.get("table"))
+        return config
 
     @classmethod
     def check(cls, config):
