@@ -7,7 +7,11 @@ A backend answers two questions on 16 kHz mono float32 audio:
   ``{"start", "end", "text", "avg_logprob", "compression_ratio", "no_speech_prob",
   "words": [{"start", "end", "text", "probability"}]}`` with times in seconds of
   ``audio``, decoded only inside ``clips`` ([(start, end), ...]), without
-  conditioning on previous text, with word timestamps.
+  conditioning on previous text, with word timestamps;
+* ``align(audio, windows, language)`` -> for each :class:`AlignWindow` (a span of
+  at most 30 s and the text units sung in it), one ``{"text", "start", "end",
+  "probability"}`` per unit: forced alignment of known text. Backends that cannot
+  (``does_align`` False) raise :class:`AlignmentNotSupported`.
 
 Options (from ``--lyrics_*`` flags): ``asr_model``, ``asr_device``, ``asr_language``,
 ``asr_beam_size``, ``asr_sample_len`` (most tokens per 30 s window),
@@ -16,6 +20,7 @@ Options (from ``--lyrics_*`` flags): ``asr_model``, ``asr_device``, ``asr_langua
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -25,13 +30,25 @@ from transforms.core.stage import Backend
 from transforms.lyrics.guards import Thresholds
 
 
+class AlignmentNotSupported(NotImplementedError):
+    """The backend has no forced alignment of known text (``does_align`` is False)."""
 
+
+@dataclass(frozen=True)
+class AlignWindow:
+    """A span of the song (seconds; at most 30 s, Whisper's window) and the text units sung in it, in
+    order: words, or characters for languages written without spaces."""
+
+    start: float
+    end: float
+    units: Tuple[str, ...]
 
 class AsrBackend(Backend):
     """Base of the ASR backends: option parsing shared by faster-whisper and openai-whisper."""
 
     stage = "lyrics"
     does_transcribe = True
+    does_align = False
 
     def _opt(self, key: str, default=None):
         value = self.params.get(key)
@@ -70,6 +87,16 @@ class AsrBackend(Backend):
     def transcribe(self, audio: np.ndarray, clips: Sequence[Tuple[float, float]],
                    language: Optional[str]) -> List[dict]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def align(self, audio: np.ndarray, windows: Sequence[AlignWindow],
+              language: Optional[str]) -> List[List[dict]]:
+        """Forced alignment of each window's units on 16 kHz mono ``audio``: per window, one
+        ``{"text", "start", "end", "probability"}`` per unit (seconds of ``audio``; the probability is
+        the model's teacher-forced probability of the unit's tokens). Raises AlignmentNotSupported
+        unless the backend implements it."""
+        raise AlignmentNotSupported(
+            f"lyrics backend {self.name!r} cannot align known text to audio; forced alignment needs "
+            "--lyrics faster-whisper (Whisper's cross-attention over teacher-forced tokens)")
 
 
 class NoAsr(AsrBackend):

