@@ -206,6 +206,12 @@ class IndexRow:
     tagger: str
     codec: str
     run_id: str
+    # lyrics: where the words come from ("reference": the lab's text aligned to the song; "asr"; ""
+    # without words), how well a reference agreed with the audio (NaN without one), and whether words
+    # were found ("words", "vocals_without_words", "no_vocals"). Defaults: parts of older builds.
+    words_source: str = ""
+    lyrics_agreement: float = float("nan")
+    lyrics_status: str = ""
 
 
 def _f(value: Any, default: float = float("nan")) -> float:
@@ -247,6 +253,9 @@ def index_row(song: Song, shard: str, run_id: str) -> IndexRow:
         tagger=prov.get("tags", {}).get("backend", ""),
         codec=prov.get("tokens", {}).get("backend", ""),
         run_id=run_id,
+        words_source=str(lyr.get("words_source", "")),
+        lyrics_agreement=_f((lyr.get("agreement") or {}).get("score")),
+        lyrics_status=str(lyr.get("lyrics_status", "")),
     )
 
 

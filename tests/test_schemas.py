@@ -17,7 +17,9 @@ def _song():
     song.set_label("structure", {"bpm": 120.0, "sections": [{"start": 0, "end": 10, "label": "intro"}]},
                    Provenance(backend="dsp", note="embedded default"))
     song.set_label("lyrics", {"language": "en", "language_probability": 0.97, "language_coverage": 1.0,
-                              "words": [{"start": 1, "end": 2, "text": "hi"}], "gt_lyric": "[verse] hi."},
+                              "words": [{"start": 1, "end": 2, "text": "hi"}], "gt_lyric": "[verse] hi.",
+                              "words_source": "reference", "agreement": {"score": 0.83, "decision": "reference"},
+                              "lyrics_status": "words"},
                    Provenance(backend="faster-whisper"))
     song.set_label("tags", {"descriptions": "female, pop", "tag_list": ["female", "pop"], "gender": "female"})
     song.set_label("quality", {"musicality": "[Musicality-high]", "loudness_lufs": -14.2, "pure_music": False,
@@ -35,6 +37,7 @@ def test_index_rows_round_trip_through_parquet():
     row = index_row(_song(), shard="train-000000.tar", run_id="r1")
     assert row.bpm == 120.0 and row.num_sections == 1 and row.num_words == 1
     assert row.tags == ["female", "pop"] and row.structure == "dsp" and row.asr == "faster-whisper"
+    assert (row.words_source, row.lyrics_agreement, row.lyrics_status) == ("reference", 0.83, "words")
     buf = io.BytesIO()
     pq.write_table(rows_to_table([row, row]), buf)
     back = table_to_rows(pq.read_table(io.BytesIO(buf.getvalue())))

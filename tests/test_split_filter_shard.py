@@ -43,6 +43,18 @@ def test_filter_rules_give_every_reason():
     assert drop_reasons(_song(120, lyrics=lyr), {**p, "language_rule": False}, ("language",)) == []
 
 
+def test_require_words_drops_vocals_without_words_and_keeps_instrumentals():
+    from transforms.lyrics.stage import lyrics_status
+
+    growl = _song(120, lyrics={"lyrics_status": lyrics_status(True, 0)})
+    inst = _song(120, lyrics={"lyrics_status": lyrics_status(False, 0)})
+    sung = _song(120, lyrics={"lyrics_status": lyrics_status(True, 12)})
+    p = {"require_words": True}
+    assert drop_reasons(growl, p, ("words",)) == ["no_words: vocals found, no words recovered"]
+    assert drop_reasons(inst, p, ("words",)) == [] and drop_reasons(sung, p, ("words",)) == []
+    assert drop_reasons(growl, {"require_words": False}, ("words",)) == []  # off unless asked for
+
+
 def test_shard_plan_respects_both_limits():
     assert plan_shards([10] * 7, 3, 1e9) == [[0, 1, 2], [3, 4, 5], [6]]
     assert plan_shards([40, 40, 40, 100], 10, 100) == [[0, 1], [2], [3]]

@@ -119,10 +119,20 @@ def quality_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
     return reasons
 
 
+def words_reasons(song: Song, p: Dict[str, Any]) -> List[str]:
+    """``--filter_require_words``: drop a song whose vocals were found but whose words were not
+    (``labels.lyrics.lyrics_status`` == ``vocals_without_words``, e.g. growls). Instrumentals stay."""
+    status = (song.labels.get("lyrics", {}) or {}).get("lyrics_status", "")
+    if p.get("require_words") and status == "vocals_without_words":
+        return ["no_words: vocals found, no words recovered"]
+    return []
+
+
 RULES: Dict[str, Callable[[Song, Dict[str, Any]], List[str]]] = {
     "duration": duration_reasons,
     "language": language_reasons,
     "quality": quality_reasons,
+    "words": words_reasons,
 }
 
 
@@ -192,6 +202,9 @@ class FilterSongs(Configurable, beam.PTransform):
             help="drop songs quieter than this integrated loudness (LUFS)")
         add("--filter_drop_fake_stereo", action="store_true",
             help="drop songs whose two channels carry the same signal")
+        add("--filter_require_words", action="store_true",
+            help="drop songs whose vocals were found but whose words were not (lyrics_status "
+                 "vocals_without_words: growls, or an ASR that heard nothing); instrumentals stay")
 
     @classmethod
     def configure(cls, values) -> StageConfig:

@@ -103,6 +103,14 @@ def reference_block(song: Song) -> Optional[dict]:
             "lines": [{"time": ln.get("time"), "text": ln.get("text", "")} for ln in src.reference_lyrics_lines]}
 
 
+def lyrics_status(has_vocals: bool, num_words: int) -> str:
+    """``words``; ``vocals_without_words`` (vocals found, no words recovered: growls, or an ASR that
+    heard nothing), which must not pass for an instrumental; or ``no_vocals``."""
+    if num_words:
+        return "words"
+    return "vocals_without_words" if has_vocals else "no_vocals"
+
+
 def activity_label(vad_regions: Optional[Sequence[guards.Region]], gated: Sequence[guards.Region],
                    duration: float) -> Dict[str, Any]:
     """The vocal-activity timeline: the VAD's regions (or, without a VAD, the energy gate's), in seconds."""
@@ -175,6 +183,8 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
         "chunks": chunks,
         "chunks_rejected": rejected,
         "guards": report,
+        "words_source": "asr" if words else "",
+        "lyrics_status": lyrics_status(bool(regions), len(words)),
     }
     if reference is not None:
         label["reference"] = reference
