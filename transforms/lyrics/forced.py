@@ -20,11 +20,13 @@ Method, in three steps (the measurements behind it are in ``benchmarks/eval_alig
 2. Windows. The vocal regions are grouped into windows of at most 30 s (Whisper's input), cut at
    silences where possible; each unit goes to the window holding its coarse time.
 3. Per window, the backend's ``align`` teacher-forces the window's units and reads their times
-   off Whisper's alignment heads (cross-attention + DTW). The confidently placed units then
-   replace the coarse times and the assignment is redone once; windows whose units changed are
-   aligned again (the encoder output is reused). A unit is *placed* when its span's middle lies
-   in a vocal region, *confident* when placed and its probability is at least
-   ``min_probability``.
+   off Whisper's alignment heads (cross-attention + DTW). Those heads lead the voice by about
+   0.2 s (``onset_lead_s``, measured), and a span is trimmed of silence at its edges
+   (:func:`snap_to_voice`). The confidently placed units then replace the coarse times and the
+   assignment is redone once; if it changed, the windows are aligned again (the backend reuses
+   their encoder output) and the pass with more confident units is kept. A unit is *placed*
+   when its span's middle lies in a vocal region, *confident* when placed and its probability
+   is at least ``min_probability``.
 
 Repeats: given other candidate orders (:func:`repeat_orders`: a chorus written once but sung
 again), they are tried when the sheet's order leaves vocal time uncovered, and the order with the
@@ -34,7 +36,7 @@ best agreement score (:mod:`transforms.lyrics.agreement`) is kept.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -103,11 +105,20 @@ def from_vocal_time(v: float, regions: Sequence[Region]) -> float:
     return regions[-1][1] if regions else 0.0
 
 
-def text_anchors(units: Sequence[str], asr_words: Sequence[dict], language: str, min_run: int = 2) -> List[Tuple[int, float]]:
+def text_anchors(units: Sequence[str], asr_words: Sequence[dict], language: str, regions: Sequence[Region],
+                 min_run: int = 2) -> List[Tuple[int, float]]:
     """(unit index, time) anchors: reference units matched in order to ASR units, kept in runs of at
-    least ``min_run`` consecutive matches (a lone "the" matched across the song is no anchor)."""
+    least ``min_run`` consecutive matches (a lone "the" matched across the song is no anchor). The
+    matching prefers pairs at the same place in the song (unit index against vocal time, both as
+    fractions), so the ASR's words of a repeated chorus go to the right occurrence."""
     asr = agr.asr_units(asr_words, language)
-    pairs = agr.match_units(units, [a["text"] for a in asr])
+    total = to_vocal_time(regions[-1][1], regions) if regions else 0.0
+    positions = None
+    if total > 0 and units:
+        positions = ([(i + 0.5) / len(units) for i in range(len(units))],
+                     [to_vocal_time(a["start"], regions) / total for a in asr])
+    pairs = agr.match_units(agr.sound_keys(units, language), agr.sound_keys([a["text"] for a in asr], language),
+                            positions)
     keep = [False] * len(pairs)
     k = 0
     while k < len(pairs):
@@ -222,8 +233,11 @@ def _align_assigned(backend, audio: np.ndarray, units: Sequence[str], owner: Seq
             rec["probability"] = float(got["probability"])
             if _inside(got["start"], got["end"], regions, cfg.region_tolerance):
                 rec.update(start=float(got["start"]), end=float(got["end"]), placed=True)
-                rec["confident"] = rec["probability"] >= cfg.min_probability
-                rec["reason"] = None if rec["confident"] else "low_probability"
+                if got["end"] <= got["start"]:  # the attention path gave it no frame: squeezed in
+                    rec["reason"] = "collapsed"
+                elif rec["probability"] < cfg.min_probability:
+                    rec["reason"] = "low_probability"
+                rec["confident"] = rec["reason"] is None
             else:
                 rec["reason"] = "outside_vocal_regions"
         out.append(rec)
@@ -323,7 +337,7 @@ def align_reference(backend, audio: np.ndarray, words: Sequence[str], language: 
         sung = [words[i] for i in order]
         units, owner = reference_units(sung, language)
         owner = [int(order[j]) for j in owner]
-        asr_anchor = text_anchors(units, asr_words, language, cfg.min_anchor_run)
+        asr_anchor = text_anchors(units, asr_words, language, regions, cfg.min_anchor_run)
         first_unit = {}
         for u, w in enumerate(owner):
             first_unit.setdefault(w, u)
@@ -345,8 +359,8 @@ def snap_to_voice(words: Sequence[dict], audio: np.ndarray, sample_rate: int = 1
                   hop_s: float = 0.01) -> List[dict]:
     """Words whose aligned spans are trimmed of leading and trailing near-silence.
 
-    Whisper's attention path gives the silence before a word to that word (starts come out early
-    by 0.2-0.3 s on the evaluation set); a sung word cannot start in a pause. Within each span,
+    Whisper's attention path can give a pause to the word after it (the first word of a window
+    often starts at the window's edge); a sung word cannot start in a pause. Within each span,
     frames more than ``rel_db`` below the span's loudest 10 ms frame are silence; the start moves
     to the first frame that is not, the end back to the last. Spans with no quiet edge are kept.
     """
