@@ -219,8 +219,9 @@ def _align_assigned(backend, audio: np.ndarray, units: Sequence[str], owner: Seq
     timed: Dict[int, dict] = {}
     for idx in members:
         if len(idx):
-            shifted = [dict(w, start=w["start"] + cfg.onset_lead_s, end=w["end"] + cfg.onset_lead_s)
-                       for w in next(results)]
+            # a unit the attention path gave no frame was squeezed in: it keeps its place, not its confidence
+            shifted = [dict(w, start=w["start"] + cfg.onset_lead_s, end=w["end"] + cfg.onset_lead_s,
+                            collapsed=w["end"] <= w["start"]) for w in next(results)]
             timed.update(zip(idx.tolist(), snap_to_voice(shifted, audio)))
     out = []
     for i, text in enumerate(units):
@@ -233,7 +234,7 @@ def _align_assigned(backend, audio: np.ndarray, units: Sequence[str], owner: Seq
             rec["probability"] = float(got["probability"])
             if _inside(got["start"], got["end"], regions, cfg.region_tolerance):
                 rec.update(start=float(got["start"]), end=float(got["end"]), placed=True)
-                if got["end"] <= got["start"]:  # the attention path gave it no frame: squeezed in
+                if got["collapsed"]:
                     rec["reason"] = "collapsed"
                 elif rec["probability"] < cfg.min_probability:
                     rec["reason"] = "low_probability"
