@@ -26,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import finalize
 from pipeline.config import RunConfig, resolve
 from pipeline.graph import build
+from pipeline.progress import NAMESPACE as PROGRESS_NAMESPACE
 from pipeline.progress import ProgressReporter, count_done, metric_counts
 from transforms.core import workdir
 from transforms.core.config import WORKER_THREADS_ENV, RunContext
@@ -78,6 +79,8 @@ def _stage_metrics(result) -> dict:
     except Exception:  # noqa: BLE001 - some runners report no metrics
         return stages
     for c in metrics.get("counters", []):
+        if c.key.metric.namespace == PROGRESS_NAMESPACE:  # the progress line's counters, not a stage
+            continue
         stages.setdefault(c.key.metric.namespace, {})[c.key.metric.name] = c.committed or c.attempted or 0
     for d in metrics.get("distributions", []):
         value = d.committed or d.attempted

@@ -214,6 +214,7 @@ class AsrServer:
     def describe(self) -> Dict[str, Any]:
         """What a worker needs besides the calls: the guard thresholds, provenance, the serving pid."""
         return {"does_transcribe": self.backend.does_transcribe, "thresholds": self.backend.thresholds,
+                "does_align": bool(getattr(self.backend, "does_align", False)),
                 "provenance": self.backend.provenance().to_dict(), "pid": os.getpid()}
 
     def _call(self, name: str, caller: str, *args) -> Any:
@@ -232,6 +233,9 @@ class AsrServer:
     def transcribe(self, audio: np.ndarray, clips, language: Optional[str], caller: str = "") -> List[dict]:
         return self._call("transcribe", caller, audio, list(clips), language)
 
+    def align(self, audio: np.ndarray, windows, language: Optional[str], caller: str = "") -> List[List[dict]]:
+        return self._call("align", caller, audio, list(windows), language)
+
     def stats(self) -> Dict[str, Any]:
         with self._lock:
             return {"calls": self._stats["calls"], "busy_s": round(self._stats["busy_s"], 3),
@@ -244,12 +248,16 @@ class SharedAsr(_Handle):
     def __init__(self, connect: Callable[[], Any], caller: str):
         super().__init__(connect, caller)
         self.does_transcribe, self.thresholds = self._info["does_transcribe"], self._info["thresholds"]
+        self.does_align = bool(self._info.get("does_align", False))
 
     def language_probs(self, clip: np.ndarray) -> Dict[str, float]:
         return self._call("language_probs", clip, self._caller)
 
     def transcribe(self, audio: np.ndarray, clips, language: Optional[str]) -> List[dict]:
         return self._call("transcribe", audio, list(clips), language, self._caller)
+
+    def align(self, audio: np.ndarray, windows, language: Optional[str]) -> List[List[dict]]:
+        return self._call("align", audio, list(windows), language, self._caller)
 
 
 def server_tag(stage: str, target: str, params: Mapping[str, Any]) -> str:

@@ -31,6 +31,8 @@ from transforms.core.model_server import acquire_shared_asr
 from transforms.core.stage import StageFn, StageTransform
 from transforms.core.lyrics_input import check_table
 from transforms.lyrics import format as fmt
+from transforms.lyrics import reference as ref_mod
+from transforms.lyrics import sheet as sheet_mod
 from transforms.lyrics import guards
 from transforms.lyrics.align import alignment_scores
 from transforms.core import vad as vad_mod
@@ -123,7 +125,8 @@ def activity_label(vad_regions: Optional[Sequence[guards.Region]], gated: Sequen
 def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
                  sections: Optional[Sequence[dict]] = None, reference: Optional[dict] = None,
                  gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None,
-                 vad_regions: Optional[Sequence[guards.Region]] = None, vad_veto: bool = True) -> Dict[str, Any]:
+                 vad_regions: Optional[Sequence[guards.Region]] = None, vad_veto: bool = True,
+                 sheet: Optional[sheet_mod.Sheet] = None) -> Dict[str, Any]:
     """labels["lyrics"] for 16 kHz mono ``audio`` (1-D float32) of a song ``duration`` s long.
 
     ``vad_regions``: voice activity (seconds) from a VAD model; when given (and
@@ -132,7 +135,10 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     language_windows, has_vocals, vocal_seconds, regions, vocal_activity, words,
     lines, gt_lyric, gt_lyric_timed, sections, sections_source, chunks,
     chunks_rejected, guards, transcribed; reference and alignment when a
-    reference is given.
+    reference is given. With a parsed ``sheet`` (the lab's lyrics) and a backend that aligns, the
+    sheet is placed on the audio and checked (``transforms.lyrics.reference``); when it agrees,
+    words, lines, gt_lyric and chunks come from it (``words_source`` "reference"), else from the
+    ASR, and ``agreement`` says why.
     """
     sr = au.ASR_RATE
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -154,6 +160,13 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
         sections_source = "vocal_activity"
         sections = with_tags(shape.shape_sections([], duration, vocals=regions,
                                                   config=shape.ShapeConfig(vocal_song_s=0.0)))
+    asr_lines, aligned = lines, None
+    if sheet is not None and regions and getattr(backend, "does_align", False):
+        asr_words = [w for ln in lines for w in ln["words"]]
+        aligned = ref_mod.reference_words(backend, audio, sheet, language, regions, asr_words, duration)
+        if aligned["decision"] == "reference":
+            lines = aligned["lines"]
+            sections = ref_mod.reference_sections(sections, lines, sheet)
     gt = fmt.build_gt_lyric(sections, lines, language)
     report["dropped"]["words_in_non_lyric_sections"] = gt["dropped_words"]
     chunks, rejected = fmt.chunk_lines(lines, language)
@@ -183,9 +196,19 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
         "chunks": chunks,
         "chunks_rejected": rejected,
         "guards": report,
-        "words_source": "asr" if words else "",
+        "words_source": ("reference" if lines is not asr_lines else "asr") if words else "",
         "lyrics_status": lyrics_status(bool(regions), len(words)),
     }
+    if aligned is not None:
+        label["agreement"] = {**aligned["agreement"], "coverage_confident": aligned["coverage"]}
+        label["reference_alignment"] = {
+            "order": aligned["order"], "orders": aligned["orders"], "anchors": aligned["anchors"],
+            "words": [{"text": w["text"], "start": _r(w["start"]), "end": _r(w["end"]),
+                       "probability": round(w["probability"], 4), "placed": w["placed"]} for w in aligned["words"]],
+            "lines": [{"start": _r(ln["start"]), "end": _r(ln["end"]), "text": ln["text"]} for ln in aligned["lines"]],
+            "dropped": [{"line": d.line, "text": d.text, "reason": d.reason} for d in sheet.dropped]}
+        if lines is not asr_lines:
+            label["asr_text"] = " ".join(ln["text"] for ln in asr_lines)
     if reference is not None:
         label["reference"] = reference
         hypothesis = " ".join(ln["text"] for ln in lines)
@@ -238,7 +261,7 @@ class TranscribeFn(StageFn):
         veto = presence is None or presence < STEM_TRUST
         label = lyrics_label(self.backend, mono, duration,
                              sections=song.label("structure", "sections") or None,
-                             reference=reference_block(song), gate=gate,
+                             reference=reference_block(song), gate=gate, sheet=ref_mod.parse_reference(song.source),
                              forced_language=self.config.get("language") or None, vad_regions=vad_regions,
                              vad_veto=veto)
         label["source"], label["note"] = source, note
