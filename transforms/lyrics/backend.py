@@ -43,6 +43,7 @@ class AlignWindow:
     end: float
     units: Tuple[str, ...]
 
+
 class AsrBackend(Backend):
     """Base of the ASR backends: option parsing shared by faster-whisper and openai-whisper."""
 
