@@ -13,6 +13,7 @@ WER of ``gt_lyric``'s words against the words actually sung (``NAME.truth.json``
 how many references were taken. About 10 minutes on 2 cores.
 
     .venv/bin/python benchmarks/eval_reference_lyrics.py --set /work/data/realmusic --work /tmp/reflyr
+    [--score_only]  # score what an earlier call left in --work
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+VARIANTS = ("sidecar", "tag", "table", "swapped")
 
 
 def sung_songs(folder: str) -> list:
@@ -40,7 +42,7 @@ def make_inputs(folder: str, work: str, names: list) -> dict:
 
     texts = {n: open(os.path.join(folder, n + ".txt"), encoding="utf-8").read() for n in names}
     inputs = {}
-    for variant in ("sidecar", "tag", "table", "swapped"):
+    for variant in VARIANTS:
         d = os.path.join(work, variant, "songs")
         os.makedirs(d, exist_ok=True)
         for k, n in enumerate(names):
@@ -67,7 +69,10 @@ def make_inputs(folder: str, work: str, names: list) -> dict:
 
 
 def words_of(gt_lyric: str) -> str:
-    return " ".join(re.sub(r"\[[^\]]*\]", " ", gt_lyric).replace(";", " ").replace(".", " ").split())
+    """The words of a gt_lyric line, normalised (lower case, no punctuation) as the truth is."""
+    from transforms.lyrics.format import normalize_key
+
+    return normalize_key(re.sub(r"\[[^\]]*\]", " ", gt_lyric).replace(";", " "))
 
 
 def main() -> None:
@@ -77,15 +82,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", default="/work/data/realmusic")
     parser.add_argument("--work", default="/tmp/songshard-reflyr")
+    parser.add_argument("--score_only", action="store_true", help="score the outputs an earlier call left")
     args = parser.parse_args()
     names = sung_songs(args.set)
-    shutil.rmtree(args.work, ignore_errors=True)
-    truth = {n: json.load(open(os.path.join(args.set, n + ".truth.json")))["lyrics_text"] for n in names}
-    for variant, (songs, flags) in make_inputs(args.set, args.work, names).items():
+    if not args.score_only:
+        shutil.rmtree(args.work, ignore_errors=True)
+    from transforms.lyrics.format import normalize_key
+
+    truth = {n: normalize_key(json.load(open(os.path.join(args.set, n + ".truth.json")))["lyrics_text"])
+             for n in names}
+    inputs = {v: (os.path.join(args.work, v, "songs"), []) for v in VARIANTS} if args.score_only \
+        else make_inputs(args.set, args.work, names)
+    for variant, (songs, flags) in inputs.items():
         out = os.path.join(args.work, variant, "out")
         cmd = [sys.executable, "-m", "pipeline.cli", "run", "--input", songs, "--output", out,
                "--progress_interval", "0", "--filter_min_duration", "1", *flags]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        if not args.score_only:
+            subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         taken = 0
         for shard in sorted(glob.glob(os.path.join(out, "*.tar"))):
             for s in wds.WebDataset(shard, shardshuffle=False, empty_check=False).decode():
