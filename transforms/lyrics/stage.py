@@ -163,7 +163,10 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     asr_lines, aligned = lines, None
     if sheet is not None and regions and getattr(backend, "does_align", False):
         asr_words = [w for ln in lines for w in ln["words"]]
-        aligned = ref_mod.reference_words(backend, audio, sheet, language, regions, asr_words, duration)
+        # the VAD's own regions where it ran: the gate's, on a stem with instrumental bleed, cover the
+        # whole song, and a true reference then explains too little of it (measured on 4 songs)
+        sung = vad_regions if vad_regions else regions
+        aligned = ref_mod.reference_words(backend, audio, sheet, language, sung, asr_words, duration)
         if aligned["decision"] == "reference":
             lines = aligned["lines"]
             sections = ref_mod.reference_sections(sections, lines, sheet)
