@@ -19,7 +19,7 @@ from typing import List, Optional
 from transforms.lyrics.format import is_char_language, normalize_key
 
 # Whisper language code -> espeak-ng voice where they differ.
-ESPEAK_VOICES = {"en": "en-us", "zh": "cmn", "yue": "yue", "jw": "jv", "haw": "haw", "no": "nb"}
+ESPEAK_VOICES = {"en": "en-us", "zh": "cmn-latn-pinyin", "yue": "yue", "jw": "jv", "haw": "haw", "no": "nb"}
 _IPA_DROP = re.compile(r"[ˈˌ\d\s\-_|‿.()]")
 _MODIFIERS = set("ːˑʰʲʷˠˤ̃ʼ˞")
 
