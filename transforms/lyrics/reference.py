@@ -176,3 +176,23 @@ def reference_words(backend, audio: np.ndarray, sheet: sh.Sheet, language: str, 
             "order": result["order"], "orders": result["orders"], "anchors": result["anchors"],
             "lines": lines, "words": [w for ln in lines for w in ln["words"]],
             "coverage": round(confident / len(units), 4) if units else 0.0}
+
+
+def alignment_label(aligned: Dict, sheet: sh.Sheet, replaced_asr_lines: Optional[Sequence[dict]]) -> Dict:
+    """The keys :func:`reference_words`' result adds to ``labels.lyrics``: ``agreement``,
+    ``reference_alignment`` (per-word and per-line times, the order sung, the orders tried, what the
+    sheet parser dropped and why) and, when the reference replaced the ASR's lines, ``asr_text``."""
+    def r(x: float) -> float:
+        return round(float(x), 3)
+
+    out: Dict = {
+        "agreement": {**aligned["agreement"], "coverage_confident": aligned["coverage"]},
+        "reference_alignment": {
+            "order": aligned["order"], "orders": aligned["orders"], "anchors": aligned["anchors"],
+            "words": [{"text": w["text"], "start": r(w["start"]), "end": r(w["end"]),
+                       "probability": round(w["probability"], 4), "placed": w["placed"]} for w in aligned["words"]],
+            "lines": [{"start": r(ln["start"]), "end": r(ln["end"]), "text": ln["text"]} for ln in aligned["lines"]],
+            "dropped": [{"line": d.line, "text": d.text, "reason": d.reason} for d in sheet.dropped]}}
+    if replaced_asr_lines is not None:
+        out["asr_text"] = " ".join(ln["text"] for ln in replaced_asr_lines)
+    return out

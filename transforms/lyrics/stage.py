@@ -122,6 +122,23 @@ def activity_label(vad_regions: Optional[Sequence[guards.Region]], gated: Sequen
             "seconds": _r(seconds), "share": round(seconds / duration, 4) if duration > 0 else 0.0}
 
 
+def transcribe_regions(backend: AsrBackend, audio: np.ndarray, duration: float,
+                       regions: Sequence[guards.Region], forced_language: Optional[str]):
+    """(language windows judged, language, its probability, its coverage, ASR segments) of the sung
+    ``regions`` of 16 kHz ``audio``; nothing is decoded outside them."""
+    sr = au.ASR_RATE
+    judged = []
+    if backend.does_transcribe:
+        judged = [(sec, backend.language_probs(clip)) for sec, clip in guards.language_packs(audio, sr, regions)]
+    language, prob, coverage = guards.vote_language(judged, forced_language)
+    segments: List[dict] = []
+    if backend.does_transcribe and regions:
+        clips = guards.merge_regions(
+            [(max(0.0, s - CLIP_PAD), min(duration, e + CLIP_PAD)) for s, e in regions], CLIP_MERGE_GAP)
+        segments = backend.transcribe(guards.mask_outside(audio, sr, regions), clips, language or None)
+    return judged, language, prob, coverage, segments
+
+
 def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
                  sections: Optional[Sequence[dict]] = None, reference: Optional[dict] = None,
                  gate: Optional[guards.GateConfig] = None, forced_language: Optional[str] = None,
@@ -144,29 +161,19 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     gated = guards.active_regions(audio, sr, gate)
     regions = gated if vad_regions is None or not vad_veto else guards.confirmed_regions(gated, vad_regions)
-    judged = []
-    if backend.does_transcribe:
-        judged = [(sec, backend.language_probs(clip)) for sec, clip in guards.language_packs(audio, sr, regions)]
-    language, prob, coverage = guards.vote_language(judged, forced_language)
-    segments: List[dict] = []
-    if backend.does_transcribe and regions:
-        clips = guards.merge_regions(
-            [(max(0.0, s - CLIP_PAD), min(duration, e + CLIP_PAD)) for s, e in regions], CLIP_MERGE_GAP)
-        segments = backend.transcribe(guards.mask_outside(audio, sr, regions), clips, language or None)
+    judged, language, prob, coverage, segments = transcribe_regions(backend, audio, duration, regions,
+                                                                    forced_language)
     lines, report = guarded_lines(segments, regions, backend.thresholds, language)
-    if sections:  # shaped by the structure stage already
-        sections_source = "structure"
-    else:  # the vocal timeline alone, through the same shaping
-        sections_source = "vocal_activity"
+    sections_source = "structure" if sections else "vocal_activity"
+    if not sections:  # the vocal timeline alone, through the structure stage's shaping
         sections = with_tags(shape.shape_sections([], duration, vocals=regions,
                                                   config=shape.ShapeConfig(vocal_song_s=0.0)))
     asr_lines, aligned = lines, None
     if sheet is not None and regions and getattr(backend, "does_align", False):
-        asr_words = [w for ln in lines for w in ln["words"]]
         # the VAD's own regions where it ran: the gate's, on a stem with instrumental bleed, cover the
         # whole song, and a true reference then explains too little of it (measured on 4 songs)
-        sung = vad_regions if vad_regions else regions
-        aligned = ref_mod.reference_words(backend, audio, sheet, language, sung, asr_words, duration)
+        aligned = ref_mod.reference_words(backend, audio, sheet, language, vad_regions or regions,
+                                          [w for ln in lines for w in ln["words"]], duration)
         if aligned["decision"] == "reference":
             lines = aligned["lines"]
             sections = ref_mod.reference_sections(sections, lines, sheet)
@@ -203,15 +210,7 @@ def lyrics_label(backend: AsrBackend, audio: np.ndarray, duration: float,
         "lyrics_status": lyrics_status(bool(regions), len(words)),
     }
     if aligned is not None:
-        label["agreement"] = {**aligned["agreement"], "coverage_confident": aligned["coverage"]}
-        label["reference_alignment"] = {
-            "order": aligned["order"], "orders": aligned["orders"], "anchors": aligned["anchors"],
-            "words": [{"text": w["text"], "start": _r(w["start"]), "end": _r(w["end"]),
-                       "probability": round(w["probability"], 4), "placed": w["placed"]} for w in aligned["words"]],
-            "lines": [{"start": _r(ln["start"]), "end": _r(ln["end"]), "text": ln["text"]} for ln in aligned["lines"]],
-            "dropped": [{"line": d.line, "text": d.text, "reason": d.reason} for d in sheet.dropped]}
-        if lines is not asr_lines:
-            label["asr_text"] = " ".join(ln["text"] for ln in asr_lines)
+        label.update(ref_mod.alignment_label(aligned, sheet, asr_lines if lines is not asr_lines else None))
     if reference is not None:
         label["reference"] = reference
         hypothesis = " ".join(ln["text"] for ln in lines)
