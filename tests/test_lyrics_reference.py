@@ -79,3 +79,28 @@ def test_the_stage_takes_a_reference_that_agrees_and_refuses_one_that_does_not(f
     wrong = lyrics_label(fw_backend, audio, duration, sheet=sh.parse_sheet(other))
     assert wrong["words_source"] == "asr" and wrong["agreement"]["decision"] == "asr"
     assert wrong["agreement"]["reason"] and "snow" not in wrong["gt_lyric"]
+
+
+@needs_espeak
+def test_a_chinese_song_with_its_chinese_reference_gets_a_chinese_gt_lyric(fw_backend, tmp_path):  # noqa: F811
+    import subprocess
+
+    import soundfile as sf
+
+    from transforms.core import audio as au
+    from transforms.lyrics.stage import lyrics_label
+
+    lines = ["我们在夜里唱歌", "风吹过城市的街道", "明天还会再见面"]
+    clips = []
+    for k, text in enumerate(lines):
+        wav = tmp_path / f"l{k}.wav"
+        subprocess.run(["espeak-ng", "-v", "cmn-latn-pinyin", "-s", "130", "-w", str(wav), text], check=True)
+        x, rate = sf.read(str(wav), dtype="float32")
+        clips += [au.resample(x[None, :], rate, au.ASR_RATE)[0], np.zeros(8000, np.float32)]
+    audio = np.concatenate([np.zeros(16000, np.float32), *clips, np.zeros(16000, np.float32)])
+    label = lyrics_label(fw_backend, audio, audio.size / 16000, sheet=sh.parse_sheet("\n".join(lines)),
+                         forced_language="zh")
+    assert label["words_source"] == "reference", label.get("agreement")
+    body = label["gt_lyric"].split("] ", 1)[-1]
+    assert "".join(lines) in body.replace(".", "").replace(" ", "")  # every character, in order
+    assert all(not part.rstrip().endswith(".") for part in label["gt_lyric"].split(" ; "))  # no trailing "."
