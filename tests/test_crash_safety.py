@@ -21,6 +21,7 @@ import soundfile as sf
 import webdataset as wds
 
 from conftest import synth_mix
+from test_pack import ROW
 from transforms.shard import PARTS, part_bytes, write_atomically
 from transforms.shard.pack import pack_parts, tidy
 
@@ -77,13 +78,7 @@ def test_a_killed_run_keeps_finished_songs_and_the_rerun_completes_the_output(tm
 def test_packing_is_idempotent_and_tidies_what_a_crash_left(tmp_path):
     out = tmp_path
     (out / PARTS).mkdir()
-    row = {"key": "", "shard": "", "split": "train", "uri": "", "artist": "", "title": "", "duration": 1.0,
-           "truncated": False, "num_frames": 26, "language": "", "language_probability": 0.0,
-           "language_coverage": 0.0, "bpm": 0.0, "num_sections": 0, "num_words": 0, "descriptions": "",
-           "tags": [], "gender": "", "genre": "", "musicality": "", "pure_music": True, "loudness_lufs": 0.0,
-           "true_peak_dbfs": 0.0, "clipping_ratio": 0.0, "bandwidth_hz": 0.0, "silence_ratio": 0.0,
-           "source_sample_rate": 48000, "source_codec": "", "separator": "", "structure": "", "asr": "",
-           "tagger": "", "codec": "", "run_id": "r"}
+    row = ROW  # an index row as the shard stage writes it (tests/test_pack.py)
     for i in range(5):
         key = f"k{i}"
         data = part_bytes(key, {"json": json.dumps({"i": i}).encode()})
