@@ -60,6 +60,16 @@ def test_sections_holding_reference_words_are_lyric_sections_named_by_the_sheet(
     assert fmt.build_gt_lyric(sections, lines, "en")["dropped_words"] == 7
 
 
+def test_lines_a_plain_sheet_writes_out_twice_make_a_chorus():
+    plain = "the night is young\nhold on to me\nwe run along\nhold on to me\n"
+    sheet = sh.parse_sheet(plain)
+    sections = [{"start": 0.0, "end": 10.0, "tag": "verse"}, {"start": 10.0, "end": 20.0, "tag": "verse"},
+                {"start": 20.0, "end": 30.0, "tag": "verse"}, {"start": 30.0, "end": 40.0, "tag": "verse"}]
+    lines = [_line(0, 1.0, ["the", "night", "is", "young"]), _line(0, 11.0, ["hold", "on", "to", "me"]),
+             _line(0, 21.0, ["we", "run", "along"]), _line(0, 31.0, ["hold", "on", "to", "me"])]
+    assert [s["tag"] for s in ref.reference_sections(sections, lines, sheet)] == ["verse", "chorus", "verse", "chorus"]
+
+
 @needs_espeak
 def test_the_stage_takes_a_reference_that_agrees_and_refuses_one_that_does_not(fw_backend, tmp_path):  # noqa: F811
     from transforms.lyrics.stage import lyrics_label

@@ -126,16 +126,17 @@ def reference_lines(units: Sequence[dict], words: Sequence[sh.SheetWord], langua
 def reference_sections(sections: Sequence[dict], lines: Sequence[dict], sheet: sh.Sheet) -> List[dict]:
     """Sections re-tagged for the reference: one holding reference words becomes a lyric section,
     named by the sheet where its heading says verse / chorus / bridge (the most words win), a block
-    the sheet repeats counting as chorus; a lyric section left without words is left to
-    ``build_gt_lyric``'s own rules."""
+    the sheet repeats or a line it writes out more than once counting as chorus; a lyric section left
+    without words is left to ``build_gt_lyric``'s own rules."""
     repeated = {b.repeat_of for b in sheet.blocks if b.repeat_of is not None}
     repeated |= {k for k, b in enumerate(sheet.blocks) if b.times > 1}
+    written = Counter(_key(line.text) for b in sheet.blocks for line in b.lines)
     votes: List[Counter] = [Counter() for _ in sections]
     for ln in lines:
         block = sheet.blocks[ln["block"]] if ln["block"] < len(sheet.blocks) else None
         name = block.section if block is not None else ""
-        if name not in LYRIC_SECTIONS and ln["block"] in repeated:
-            name = "chorus"
+        if name not in LYRIC_SECTIONS and (ln["block"] in repeated or written[_key(ln["text"])] > 1):
+            name = "chorus"  # a block the sheet repeats, or a line it writes out more than once
         for w in ln["words"]:
             mid = 0.5 * (w["start"] + w["end"])
             k = _section_at(sections, mid)
@@ -150,6 +151,10 @@ def reference_sections(sections: Sequence[dict], lines: Sequence[dict], sheet: s
             sec["tag"] = named[0][0] if named else (current if current in LYRIC_SECTIONS else "verse")
         out.append(sec)
     return out
+
+
+def _key(text: str) -> str:
+    return " ".join(str(text).lower().split())
 
 
 def _section_at(sections: Sequence[dict], t: float) -> Optional[int]:
