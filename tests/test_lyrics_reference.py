@@ -68,6 +68,11 @@ def test_lines_a_plain_sheet_writes_out_twice_make_a_chorus():
     lines = [_line(0, 1.0, ["the", "night", "is", "young"]), _line(0, 11.0, ["hold", "on", "to", "me"]),
              _line(0, 21.0, ["we", "run", "along"]), _line(0, 31.0, ["hold", "on", "to", "me"])]
     assert [s["tag"] for s in ref.reference_sections(sections, lines, sheet)] == ["verse", "chorus", "verse", "chorus"]
+    mixed = [{"start": 0.0, "end": 20.0, "tag": "bridge"}, {"start": 20.0, "end": 40.0, "tag": "verse"}]
+    verse_heavy = [_line(0, 1.0, ["the", "night", "is", "young", "and", "we", "run", "along"]),
+                   _line(0, 11.0, ["hold", "on", "to", "me"]), _line(0, 31.0, ["hold", "on", "to", "me"])]
+    # a section mostly of lines written once keeps its lyric tag: one chorus line does not make a chorus
+    assert [s["tag"] for s in ref.reference_sections(mixed, verse_heavy, sheet)] == ["bridge", "chorus"]
 
 
 @needs_espeak

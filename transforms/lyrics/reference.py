@@ -125,7 +125,8 @@ def reference_lines(units: Sequence[dict], words: Sequence[sh.SheetWord], langua
 
 def reference_sections(sections: Sequence[dict], lines: Sequence[dict], sheet: sh.Sheet) -> List[dict]:
     """Sections re-tagged for the reference: one holding reference words becomes a lyric section,
-    named by the sheet where its heading says verse / chorus / bridge (the most words win), a block
+    named by the sheet where its heading says verse / chorus / bridge (the most words win, words it
+    names nothing included), a block
     the sheet repeats or a line it writes out more than once counting as chorus; a lyric section left
     without words is left to ``build_gt_lyric``'s own rules."""
     repeated = {b.repeat_of for b in sheet.blocks if b.repeat_of is not None}
@@ -145,10 +146,10 @@ def reference_sections(sections: Sequence[dict], lines: Sequence[dict], sheet: s
     out = []
     for sec, vote in zip(sections, votes):
         sec = dict(sec)
-        if vote:
-            named = [(n, c) for n, c in vote.most_common() if n]
+        if vote:  # most words win; words the sheet names nothing keep a lyric tag, or make a verse
+            top = vote.most_common(1)[0][0]
             current = tag_kind(section_tag(sec))
-            sec["tag"] = named[0][0] if named else (current if current in LYRIC_SECTIONS else "verse")
+            sec["tag"] = top or (current if current in LYRIC_SECTIONS else "verse")
         out.append(sec)
     return out
 
