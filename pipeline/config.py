@@ -156,6 +156,9 @@ def resolve(argv: Optional[List[str]] = None,
     work_root = (opts.work_dir or output + "/_work").rstrip("/")
     if opts.dedupe == "claims":
         claims.check_supported(work_root)
+    if opts.overwrite and pipeline_options.view_as(GoogleCloudOptions).template_location:
+        raise ValueError("--overwrite with --template_location would empty OUT now, when the job is built, "
+                         "not when it runs: empty OUT yourself before launching the template")
     config = RunConfig(input=opts.input, output=output, work_root=work_root,
                        overwrite=bool(opts.overwrite), retry_failed=bool(opts.retry_failed),
                        keep_work=bool(opts.keep_work),

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from emulators import gcs, object_names, put_object, read_object  # noqa: F401 - fixtures
@@ -117,3 +118,15 @@ def test_the_readme_cluster_recipe_builds_its_job_in_a_fresh_launcher(gcs):
     assert proc.returncode == 0 and not crashed and "songshard:" not in proc.stderr, proc.stderr[-3000:]
     assert "job built, not submitted" in proc.stdout
     assert "templates/songshard.json" in object_names(gcs, "templates/")[0] and songs
+
+
+def test_a_template_with_overwrite_is_refused_before_anything_is_touched(tmp_path):
+    from pipeline.config import resolve
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "train-000000.tar").write_bytes(b"kept")
+    with pytest.raises(ValueError, match="--overwrite with --template_location"):
+        run(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--overwrite",
+             "--runner", "DataflowRunner", "--template_location", str(tmp_path / "t.json")])
+    assert (tmp_path / "out" / "train-000000.tar").read_bytes() == b"kept"
+    assert resolve(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--overwrite"])[1].overwrite
