@@ -62,6 +62,17 @@ class Store:
         return "/".join([self.root, *(p.strip("/") for p in parts)])
 
 
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn`` that runs on its first call only (a test may stop its store early; teardown stops it again)."""
+    done = []
+
+    def call() -> None:
+        if not done:
+            done.append(True)
+            fn()
+    return call
+
+
 def _reset_beam(monkeypatch, options=None) -> None:
     """Beam's process-wide state the stores depend on: filesystem options, cached GCP credentials, and
     songshard's cached Cloud Storage client."""
@@ -133,12 +144,7 @@ def gcs(monkeypatch):
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
     _reset_beam(monkeypatch)
-    stopped = []
-
-    def stop():
-        if not stopped:
-            stopped.append(True)
-            server.stop()
+    stop = _once(server.stop)
 
     yield Store("gs", GCS_BUCKET, url, stop)
     stop()
@@ -191,12 +197,7 @@ def s3(monkeypatch):
     boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
     _reset_beam(monkeypatch, PipelineOptions([]))
     _share_boto3_session(monkeypatch)
-    stopped = []
-
-    def stop():
-        if not stopped:
-            stopped.append(True)
-            server.stop()
+    stop = _once(server.stop)
 
     yield Store("s3", S3_BUCKET, url, stop)
     stop()
